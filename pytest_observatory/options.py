@@ -1,0 +1,166 @@
+"""Command-line options, their ini twins and environment fallbacks, resolved once per session.
+
+Precedence is CLI > environment > ini, as in pytest-timeout: CI systems inject secrets through the
+environment, while a repository pins its defaults in its ini file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .durations import parse_duration
+from .mock import MockSettings
+from .redact import redact_url
+
+MOCK_URL = "mock"
+
+
+@dataclass(frozen=True)
+class _Option:
+    flag: str
+    ini: str
+    env: str
+    help: str
+    metavar: str
+
+
+DEPLOYMENT_URL = _Option(
+    "--deployment-url",
+    "observatory_deployment_url",
+    "OBSERVATORY_DEPLOYMENT_URL",
+    "base URL of the OpenAI-compatible deployment under test (root or /v1), or 'mock' for the "
+    "embedded mock gateway ('mock?failure_rate=0.05&latency=20ms' sets its knobs). Without it, "
+    "observatory tests are skipped.",
+    "URL",
+)
+API_KEY = _Option(
+    "--deployment-api-key",
+    "observatory_deployment_api_key",
+    "OBSERVATORY_DEPLOYMENT_API_KEY",
+    "API key sent as 'Authorization: Bearer <key>'; prefer the environment variable in CI. "
+    "Never printed or stored.",
+    "KEY",
+)
+MODELS = _Option(
+    "--models",
+    "observatory_models",
+    "OBSERVATORY_MODELS",
+    "comma-separated models that checks cycle through when their marker names none",
+    "M1,M2",
+)
+DURATION = _Option(
+    "--observatory-duration",
+    "observatory_duration",
+    "OBSERVATORY_DURATION",
+    "override every check's duration, e.g. '20s' for a smoke run of 3-hour suites",
+    "DURATION",
+)
+REPORT = _Option(
+    "--observatory-report",
+    "observatory_report",
+    "OBSERVATORY_REPORT",
+    "write a JSON report of every check to PATH",
+    "PATH",
+)
+ALL_OPTIONS = (DEPLOYMENT_URL, API_KEY, MODELS, DURATION, REPORT)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("observatory", "long-running checks against an LLM deployment")
+    for option in ALL_OPTIONS:
+        group.addoption(
+            option.flag,
+            dest=_dest(option),
+            default=None,
+            metavar=option.metavar,
+            help=f"{option.help} [env {option.env}, ini {option.ini}]",
+        )
+        parser.addini(option.ini, help=option.help, default="")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Session-wide settings, validated once so no check trips over a bad value mid-run."""
+
+    deployment_url: str | None
+    api_key: str | None = field(default=None, repr=False)
+    models: tuple[str, ...] = ()
+    duration_override_s: float | None = None
+    report_path: Path | None = None
+
+    @property
+    def uses_mock(self) -> bool:
+        return self.deployment_url is not None and self.deployment_url.split("?")[0] == MOCK_URL
+
+    @property
+    def display_url(self) -> str | None:
+        if self.deployment_url is None or self.uses_mock:
+            return self.deployment_url
+        return redact_url(self.deployment_url)
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Read every option with its fallbacks; raise pytest.UsageError naming the bad source."""
+    url, source = _raw(config, DEPLOYMENT_URL)
+    if url is not None:
+        _check_url(url, source)
+    models_text, source = _raw(config, MODELS)
+    models: tuple[str, ...] = ()
+    if models_text is not None:
+        models = tuple(name.strip() for name in models_text.split(",") if name.strip())
+        if not models:
+            raise pytest.UsageError(f"{source}={models_text!r}: no model names in the list")
+    elif url is not None and url.split("?")[0] == MOCK_URL:
+        models = MockSettings.from_query(urlsplit(url).query).models
+    duration_text, source = _raw(config, DURATION)
+    override: float | None = None
+    if duration_text is not None:
+        try:
+            override = parse_duration(duration_text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={duration_text!r}: {exc}") from None
+        if override <= 0:
+            raise pytest.UsageError(f"{source}={duration_text!r}: must be > 0")
+    report, _ = _raw(config, REPORT)
+    return Settings(
+        deployment_url=url,
+        api_key=_raw(config, API_KEY)[0],
+        models=models,
+        duration_override_s=override,
+        report_path=Path(report) if report is not None else None,
+    )
+
+
+def _dest(option: _Option) -> str:
+    return "observatory_" + option.flag.lstrip("-").replace("-", "_")
+
+
+def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
+    """The value and where it came from (flag, env var or ini key), for error messages."""
+    value = config.getoption(_dest(option))
+    if isinstance(value, str) and value.strip():
+        return value.strip(), option.flag
+    value = os.environ.get(option.env, "").strip()
+    if value:
+        return value, option.env
+    value = str(config.getini(option.ini)).strip()
+    return (value or None), option.ini
+
+
+def _check_url(url: str, source: str) -> None:
+    if url.split("?")[0] == MOCK_URL:
+        try:
+            MockSettings.from_query(urlsplit(url).query)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={url!r}: {exc}") from None
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise pytest.UsageError(
+            f"{source}={redact_url(url)!r}: expected an http(s):// URL or 'mock'"
+        )

@@ -1,0 +1,93 @@
+"""Wiring only: options, hooks, marker, fixtures. Behaviour lives in the modules named here."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx
+import pytest
+
+from . import hookspecs
+from .client import AsyncDeployment, SyncDeployment
+from .marker import MARKER_HELP
+from .options import Settings, add_options, resolve_settings
+from .reporting.json_report import JsonReport
+from .reporting.terminal import TerminalSummary
+from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
+from .runtime import DeploymentRuntime
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+RUNTIME_KEY = pytest.StashKey[DeploymentRuntime]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
+    runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
+    config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
+    if not is_worker(config):
+        config.pluginmanager.register(
+            TerminalSummary(settings.display_url), "observatory-terminal"
+        )
+        if settings.report_path is not None:
+            config.pluginmanager.register(
+                JsonReport(settings.report_path, settings.display_url), "observatory-json"
+            )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    runtime = config.stash.get(RUNTIME_KEY, None)
+    if runtime is not None:
+        runtime.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash[SETTINGS_KEY]
+    if settings.deployment_url is None:
+        return ["observatory: no --deployment-url, checks will be skipped"]
+    parts = [f"deployment={settings.display_url}"]
+    if settings.models:
+        parts.append("models=" + ",".join(settings.models))
+    if settings.duration_override_s is not None:
+        parts.append(f"duration override={settings.duration_override_s:g}s")
+    if settings.report_path is not None:
+        parts.append(f"report={settings.report_path}")
+    return ["observatory: " + ", ".join(parts)]
+
+
+@pytest.fixture(scope="session")
+def observatory_client(pytestconfig: pytest.Config) -> httpx.AsyncClient:
+    """The one httpx.AsyncClient of the session (base URL, bearer key, timeouts, keep-alive).
+
+    It lives on the plugin's event loop: use it from observatory checks. Closed at session end.
+    """
+    return pytestconfig.stash[RUNTIME_KEY].client
+
+
+@pytest.fixture
+def deployment(request: pytest.FixtureRequest) -> AsyncDeployment | SyncDeployment:
+    """OpenAI-compatible helpers over the session client: awaitable in ``async def`` checks,
+    blocking in plain ``def`` ones. The helper objects live for the whole session."""
+    runtime = request.config.stash[RUNTIME_KEY]
+    function = request.node.stash.get(FUNCTION_KEY, None) or request.function
+    if inspect.iscoroutinefunction(function):
+        return runtime.async_deployment
+    return runtime.sync_deployment
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest) -> str:
+    """The model of the current probe: observatory checks cycle through their models."""
+    spec = request.node.stash.get(SPEC_KEY, None)
+    models = spec.models if spec is not None else request.config.stash[SETTINGS_KEY].models
+    if not models:
+        pytest.fail("no models: pass --models=a,b or observatory(models=[...])", pytrace=False)
+    return models[0]

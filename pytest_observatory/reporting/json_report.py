@@ -1,0 +1,47 @@
+"""``--observatory-report PATH``: every check of the session as JSON (schema version 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..result import CheckResult
+
+SCHEMA_VERSION = 1
+
+
+class JsonReport:
+    def __init__(self, path: Path, deployment_url: str | None) -> None:
+        self._path = path
+        self._deployment_url = deployment_url
+        self._checks: list[dict[str, Any]] = []
+        self._outcome = ""
+
+    def pytest_observatory_check_finished(self, result: CheckResult) -> None:
+        self._checks.append(result.to_dict())
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        """Written even for an interrupted session: what was measured must not be lost."""
+        document = {
+            "version": SCHEMA_VERSION,
+            "deployment_url": self._deployment_url,
+            "checks": self._checks,
+        }
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._path.with_name(self._path.name + ".partial")
+            partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            os.replace(partial, self._path)
+        except OSError as exc:
+            self._outcome = f"observatory report NOT written to {self._path}: {exc}"
+        else:
+            self._outcome = f"observatory report: {self._path}"
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self._outcome:
+            terminalreporter.write_sep("-", self._outcome)

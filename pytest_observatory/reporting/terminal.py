@@ -1,0 +1,75 @@
+"""The ``observatory`` section of pytest's terminal summary: one row per check, one per model."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..durations import format_duration
+from ..result import CheckResult, LatencySummary
+
+HEADER = f"{'verdict':<12} {'duration':>9} {'probes':>8} {'failed':>8} {'p50 ms':>9} {'p95 ms':>9}  check"
+
+
+class TerminalSummary:
+    def __init__(self, deployment_url: str | None) -> None:
+        self._deployment_url = deployment_url
+        self._results: list[CheckResult] = []
+
+    def pytest_observatory_check_finished(self, result: CheckResult) -> None:
+        self._results.append(result)
+
+    def pytest_terminal_summary(
+        self, terminalreporter: pytest.TerminalReporter, config: pytest.Config
+    ) -> None:
+        if not self._results or config.get_verbosity() < 0:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("=", "observatory")
+        write(f"deployment: {self._deployment_url or '(none)'}")
+        write(HEADER)
+        for result in self._results:
+            write(_row(result), **_markup(result))
+            for name, model in result.models.items():
+                write(
+                    _cells("", None, model.probes, model.failure_rate, model.latency_ms, "  " + name)
+                )
+
+
+def _row(result: CheckResult) -> str:
+    if result.verdict == "skipped" and not result.probes:
+        return f"{'SKIPPED':<12} {'-':>9} {'-':>8} {'-':>8} {'-':>9} {'-':>9}  {result.nodeid}"
+    return _cells(
+        result.verdict.upper(),
+        result.duration_s,
+        result.probes,
+        result.failure_rate,
+        result.latency_ms,
+        result.nodeid,
+    )
+
+
+def _cells(
+    verdict: str,
+    duration_s: float | None,
+    probes: int,
+    failure_rate: float,
+    latency: LatencySummary,
+    label: str,
+) -> str:
+    duration = format_duration(duration_s) if duration_s is not None else ""
+    return (
+        f"{verdict:<12} {duration:>9} {probes:>8} {failure_rate:>8.2%} "
+        f"{_ms(latency.p50):>9} {_ms(latency.p95):>9}  {label}"
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _markup(result: CheckResult) -> dict[str, bool]:
+    return {
+        "passed": {"green": True},
+        "failed": {"red": True, "bold": True},
+        "interrupted": {"yellow": True},
+    }.get(result.verdict, {})

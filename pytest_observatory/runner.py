@@ -1,0 +1,179 @@
+"""Turns observatory items into checks: parse at collection, validate at setup, take over the
+call, and hand each CheckResult to the reporters.
+
+pytest 9 fails an async test nobody claims, and pytest-asyncio swaps ``item.obj`` for a sync
+wrapper while it runs; so the original function is kept from collection time and observatory
+items are claimed in a ``tryfirst`` pytest_pyfunc_call, whatever async plugin is installed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .client import set_request_timeout
+from .engine import CheckRun, Probe
+from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
+from .options import Settings
+from .result import CheckResult
+from .runtime import DeploymentRuntime
+from .stats import CheckRecorder
+from .verdict import explain, judge
+
+FUNCTION_KEY = pytest.StashKey[Callable[..., Any]]()
+SPEC_KEY = pytest.StashKey[CheckSpec]()
+SPEC_ERROR_KEY = pytest.StashKey[str]()
+RESULT_KEY = pytest.StashKey[CheckResult]()
+REPORT_ATTR = "observatory_check"
+TIMEOUT_GRACE_S = 30.0
+INTERRUPT_WAIT_S = 10.0
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class CheckRunner:
+    def __init__(self, config: pytest.Config, settings: Settings, runtime: DeploymentRuntime):
+        self._config = config
+        self._settings = settings
+        self._runtime = runtime
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        has_timeout = self._config.pluginmanager.hasplugin("timeout")
+        for item in items:
+            mark = item.get_closest_marker(MARKER_NAME)
+            if mark is None or not isinstance(item, pytest.Function):
+                continue
+            item.stash[FUNCTION_KEY] = item.obj
+            try:
+                spec = parse_marker(mark, self._settings)
+            except MarkerError as exc:
+                item.stash[SPEC_ERROR_KEY] = f"{item.nodeid}: observatory marker: {exc}"
+                continue
+            item.stash[SPEC_KEY] = spec
+            if self._settings.deployment_url is None:
+                item.add_marker(pytest.mark.skip(reason="no --deployment-url"))
+            elif has_timeout and item.get_closest_marker("timeout") is None:
+                # pytest-timeout reads the marker at run time; a global --timeout must not cut
+                # a 3-hour check short, and a hung one must still end.
+                limit = spec.duration_s + spec.request_timeout_s + TIMEOUT_GRACE_S
+                item.add_marker(pytest.mark.timeout(limit))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        error = item.stash.get(SPEC_ERROR_KEY, None)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
+        spec = item.stash.get(SPEC_KEY, None)
+        if spec is not None and not spec.models and "model" in _argnames(item):
+            pytest.fail(
+                f"{item.nodeid}: the check takes `model` but no models are set: "
+                "pass --models=a,b (or OBSERVATORY_MODELS) or observatory(models=[...])",
+                pytrace=False,
+            )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        spec = pyfuncitem.stash.get(SPEC_KEY, None)
+        if spec is None:
+            return None
+        result = self._run_check(pyfuncitem, spec)
+        if result.verdict == "failed":
+            pytest.fail(explain(result), pytrace=False)
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> pytest.TestReport:
+        report: pytest.TestReport = yield
+        result = item.stash.get(RESULT_KEY, None) if call.when == "call" else None
+        spec = item.stash.get(SPEC_KEY, None)
+        if result is None and spec is not None and call.when == "setup" and report.skipped:
+            result = CheckResult(item.nodeid, "skipped", max_failure_rate=spec.max_failure_rate)
+        if result is not None:
+            setattr(report, REPORT_ATTR, result.to_dict())
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """On the controller (or a run without xdist): publish results carried by reports."""
+        data = getattr(report, REPORT_ATTR, None)
+        if data is not None and not is_worker(self._config):
+            self._publish(CheckResult.from_dict(data))
+
+    def _publish(self, result: CheckResult) -> None:
+        self._config.hook.pytest_observatory_check_finished(config=self._config, result=result)
+
+    def _run_check(self, item: pytest.Function, spec: CheckSpec) -> CheckResult:
+        runtime = self._runtime
+        if "client" in runtime.__dict__:
+            set_request_timeout(runtime.client, spec.request_timeout_s)
+        with concurrent.futures.ThreadPoolExecutor(
+            spec.concurrency, thread_name_prefix="observatory-probe"
+        ) as executor:
+            probe = _make_probe(item, executor, runtime)
+            run = CheckRun(spec, probe, CheckRecorder(runtime.redact))
+            future = runtime.loop.submit(run.run())
+            try:
+                future.result()
+            except pytest.skip.Exception:
+                item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
+                raise
+            except BaseException as exc:
+                # Ctrl-C or pytest-timeout in this thread: stop the probes and keep the figures.
+                run.interrupt()
+                concurrent.futures.wait([future], timeout=INTERRUPT_WAIT_S)
+                result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+                if isinstance(exc, KeyboardInterrupt) and not is_worker(self._config):
+                    self._publish(result)  # no test report follows a KeyboardInterrupt
+                raise
+            finally:
+                executor.shutdown(wait=False, cancel_futures=True)
+        result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+        return result
+
+    def _result(
+        self, item: pytest.Item, run: CheckRun, spec: CheckSpec, skipped: bool = False
+    ) -> CheckResult:
+        result = judge(item.nodeid, spec, run.recorder, run.elapsed_s, run.interrupted)
+        if skipped:
+            result = CheckResult(**{**vars(result), "verdict": "skipped", "reasons": ()})
+        return result
+
+
+def _argnames(item: pytest.Item) -> tuple[str, ...]:
+    # The names pytest itself passes to the test function (pytest_pyfunc_call does the same).
+    return tuple(item._fixtureinfo.argnames)  # type: ignore[attr-defined]
+
+
+def _make_probe(
+    item: pytest.Function, executor: concurrent.futures.Executor, runtime: DeploymentRuntime
+) -> Probe:
+    """One call of the test body with its fixtures; `model` changes probe by probe."""
+    func = item.stash[FUNCTION_KEY]
+    argnames = _argnames(item)
+    fixed = {name: item.funcargs[name] for name in argnames if name != "model"}
+    takes_model = "model" in argnames
+
+    def kwargs(model: str | None) -> dict[str, Any]:
+        return {**fixed, "model": model} if takes_model else fixed
+
+    if inspect.iscoroutinefunction(func):
+
+        async def async_probe(model: str | None) -> None:
+            await func(**kwargs(model))
+
+        return async_probe
+
+    loop = runtime.loop.loop
+
+    async def sync_probe(model: str | None) -> None:
+        await loop.run_in_executor(executor, functools.partial(func, **kwargs(model)))
+
+    return sync_probe

@@ -1,0 +1,107 @@
+"""Every bad input ends in one readable line naming the test or option and the value."""
+
+from __future__ import annotations
+
+import pytest
+
+CHECK = """
+import pytest
+
+@pytest.mark.observatory({args})
+def test_check(deployment):
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("durtion='1s'", "unknown argument durtion='1s'*"),
+        ("'1s'", "takes keyword arguments only, got positional ('1s',)"),
+        ("", "missing required argument duration*"),
+        ("duration='ten minutes'", "duration='ten minutes': expected a duration such as*"),
+        ("duration=0", "duration=0: must be > 0"),
+        ("duration='1s', max_failure_rate=1.0", "max_failure_rate=1.0: must be in [[]0, 1)"),
+        ("duration='1s', max_failure_rate=-0.1", "max_failure_rate=-0.1: must be in [[]0, 1)"),
+        ("duration='1s', max_failure_rate='1%'", "max_failure_rate='1%': expected a number*"),
+        ("duration='1s', concurrency=0", "concurrency=0: must be between 1 and 4096"),
+        ("duration='1s', concurrency=2.5", "concurrency=2.5: expected an integer >= 1"),
+        ("duration='1s', interval='soon'", "interval='soon': expected a duration*"),
+        ("duration='1s', request_timeout=0", "request_timeout=0: must be > 0"),
+        ("duration='1s', models=[]", "models=[[][]]: no model names"),
+        ("duration='1s', models=[1, 2]", "models=[[]1, 2]: expected a list of model names*"),
+        ("duration='1s', probes=0", "probes=0: must be between 1*"),
+    ],
+)
+def test_marker_errors_name_test_argument_and_value(
+    pytester: pytest.Pytester, args: str, expected: str
+) -> None:
+    pytester.makepyfile(test_bad=CHECK.format(args=args))
+    result = pytester.runpytest("--deployment-url=mock")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*test_bad.py::test_check: observatory marker: {expected}"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*marker.py*")
+
+
+def test_marker_errors_even_without_a_deployment(pytester: pytest.Pytester) -> None:
+    """A typo is caught by the plain `pytest` run of the repo, not three hours into the release."""
+    pytester.makepyfile(test_bad=CHECK.format(args="duration='3h', concurency=4"))
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*unknown argument concurency=4*"])
+
+
+def test_model_without_models_is_a_setup_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.observatory(duration="1s")
+        def test_needs_model(deployment, model):
+            pass
+        """
+    )
+    result = pytester.runpytest("--deployment-url=http://127.0.0.1:9")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_needs_model: the check takes `model` but no models are set: pass --models=a,b*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--observatory-duration=abc"], "ERROR: --observatory-duration='abc': expected a duration*"),
+        (["--observatory-duration=0"], "ERROR: --observatory-duration='0': must be > 0"),
+        (["--deployment-url=ftp://gw"], "ERROR: --deployment-url='ftp://gw': expected an http(s)*"),
+        (["--deployment-url=gw.example"], "ERROR: --deployment-url='gw.example': expected*"),
+        (["--models=,"], "ERROR: --models=',': no model names in the list"),
+        (["--deployment-url=mock?failure_rate=abc"], "ERROR: --deployment-url='mock?failure_rate=abc': *failure_rate*"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    pytester: pytest.Pytester, argv: list[str], expected: str
+) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest(*argv)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_environment_value_names_the_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_DURATION", "forever")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: OBSERVATORY_DURATION='forever': expected a duration*"])
+
+
+def test_url_credentials_never_shown_in_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("--deployment-url=ftp://user:hunter2secret@gw")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "hunter2secret" not in result.stdout.str() + result.stderr.str()

@@ -1,0 +1,85 @@
+"""A run stopped by Ctrl-C or a timeout still reports what it measured."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import pytest
+
+LONG_CHECK = """
+import pytest
+
+@pytest.mark.observatory(duration="1h", interval="20ms")
+async def test_long(deployment, model):
+    await deployment.chat(model, "hi")
+"""
+
+
+def wait_for_probes(pytester: pytest.Pytester, marker_file: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (pytester.path / marker_file).exists():
+        assert time.monotonic() < deadline, "the check never started"
+        time.sleep(0.1)
+
+
+def test_ctrl_c_reports_an_interrupted_check(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        LONG_CHECK
+        + """
+import pathlib
+@pytest.fixture(autouse=True)
+def started():
+    pathlib.Path("started").touch()
+"""
+    )
+    report = pytester.path / "report.json"
+    process = pytester.popen(
+        [sys.executable, "-m", "pytest", "--deployment-url=mock", f"--observatory-report={report}"],
+        stdin=pytester.CLOSE_STDIN if hasattr(pytester, "CLOSE_STDIN") else None,
+    )
+    try:
+        wait_for_probes(pytester, "started")
+        time.sleep(1.5)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = stdout.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "INTERRUPTED" in output and "= observatory =" in output
+    (check,) = json.loads(report.read_text())["checks"]
+    assert check["verdict"] == "interrupted"
+    assert check["probes"] > 10
+    assert 1.0 < check["duration_s"] < 30
+
+
+def test_pytest_timeout_ends_a_check_as_interrupted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.timeout(1.5)
+        @pytest.mark.observatory(duration="1h", interval="20ms")
+        async def test_long(deployment, model):
+            await deployment.chat(model, "hi")
+        """
+    )
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "--deployment-url=mock", f"--observatory-report={report}", "-p", "timeout"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Timeout*", "INTERRUPTED*test_long*"])
+    (check,) = json.loads(report.read_text())["checks"]
+    assert check["verdict"] == "interrupted" and check["probes"] > 10
+
+
+def test_checks_get_a_timeout_that_outlasts_their_duration(pytester: pytest.Pytester) -> None:
+    """A global --timeout for unit tests must not cut a check short."""
+    pytester.makepyfile(LONG_CHECK.replace('duration="1h"', 'duration="2s"'))
+    result = pytester.runpytest_subprocess("--deployment-url=mock", "--timeout=1")
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pytest_observatory.stats import OTHER_ERRORS, CheckRecorder, ErrorCounter, LatencyHistogram
+
+
+def exact_quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "lognormal", "bimodal"])
+def test_quantiles_within_one_percent(distribution: str) -> None:
+    rng = random.Random(7)
+    draw = {
+        "uniform": lambda: rng.uniform(1, 1000),
+        "lognormal": lambda: rng.lognormvariate(3, 1),
+        "bimodal": lambda: rng.choice([rng.gauss(20, 2), rng.gauss(900, 50)]),
+    }[distribution]
+    values = [max(0.01, draw()) for _ in range(20_000)]
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.record(value)
+    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+        expected = exact_quantile(values, q)
+        assert histogram.quantile(q) == pytest.approx(expected, rel=0.0101)
+    assert histogram.max == max(values)
+    assert histogram.count == len(values)
+
+
+def test_memory_is_bounded_by_range_not_count() -> None:
+    histogram = LatencyHistogram()
+    for i in range(200_000):
+        histogram.record(1 + (i % 5000) * 0.37)
+    # 1 ms .. 1851 ms at 2% bucket width is a few hundred buckets, whatever the count.
+    assert len(histogram._counts) < 500
+
+
+def test_merge_equals_recording_everything_in_one() -> None:
+    a, b, both = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    for i in range(1, 1000):
+        (a if i % 2 else b).record(float(i))
+        both.record(float(i))
+    a.merge(b)
+    assert a.count == both.count
+    assert [a.quantile(q) for q in (0.5, 0.99)] == [both.quantile(q) for q in (0.5, 0.99)]
+
+
+def test_empty_histogram_has_no_quantiles() -> None:
+    assert LatencyHistogram().quantile(0.5) is None
+
+
+def test_error_counter_keeps_a_bounded_number_of_messages() -> None:
+    counter = ErrorCounter(limit=3)
+    for i in range(10):
+        counter.add(f"error {i}")
+    counter.add("error 0")
+    counts = dict(counter.most_common())
+    assert counts == {"error 0": 2, "error 1": 1, "error 2": 1, OTHER_ERRORS: 7}
+
+
+def test_recorder_redacts_and_keeps_first_failure() -> None:
+    recorder = CheckRecorder(redact=lambda text: text.replace("sk-secret", "***"))
+    recorder.success("a", 10.0)
+    recorder.failure("b", 1.5, "http_5xx", "http_5xx: HTTP 500: bad key sk-secret")
+    recorder.failure("a", 2.5, "timeout", "timeout: ReadTimeout")
+    assert recorder.total.probes == 3 and recorder.total.failures == 2
+    assert recorder.first_failure is not None
+    assert recorder.first_failure.model == "b"
+    assert "sk-secret" not in recorder.first_failure.error
+    assert recorder.models["a"].probes == 2 and recorder.models["a"].failures == 1
