@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -71,7 +71,9 @@ class CheckRunner:
         if error is not None:
             pytest.fail(error, pytrace=False)
         spec = item.stash.get(SPEC_KEY, None)
-        if spec is not None and not spec.models and "model" in _argnames(item):
+        if spec is None or self._settings.deployment_url is None:
+            return  # not a check, or one that will be skipped
+        if not spec.models and "model" in _argnames(item):
             pytest.fail(
                 f"{item.nodeid}: the check takes `model` but no models are set: "
                 "pass --models=a,b (or OBSERVATORY_MODELS) or observatory(models=[...])",
@@ -91,8 +93,8 @@ class CheckRunner:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> pytest.TestReport:
-        report: pytest.TestReport = yield
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
         result = item.stash.get(RESULT_KEY, None) if call.when == "call" else None
         spec = item.stash.get(SPEC_KEY, None)
         if result is None and spec is not None and call.when == "setup" and report.skipped:

@@ -43,7 +43,9 @@ def judge(
         max_failure_rate=spec.max_failure_rate,
         errors=dict(recording.errors.most_common()),
         error_categories=dict(recording.categories.most_common()),
-        first_failure=FirstFailure(round(first.t_s, 3), first.model, first.error) if first else None,
+        first_failure=(
+            FirstFailure(round(first.t_s, 3), first.model, first.error) if first else None
+        ),
         latency_ms=summarize(total.latency),
         models={
             name: ModelSummary(

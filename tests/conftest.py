@@ -2,11 +2,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import httpcore  # noqa: F401  # see below
 import pytest
 
 from pytest_observatory.mock import MockGateway, MockSettings
 
-SECRET_KEY = "sk-observatory-TEST-7f3a9c1e"
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester's sessions have no ini file; without this pytest-asyncio warns in each one.
+    (pytester clears PYTEST_ADDOPTS when it starts, so this is set after it.)"""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+    return pytester
+
+
+@pytest.fixture
+def secret_key() -> str:
+    """Distinctive enough to grep for in every output and artifact."""
+    return "sk-observatory-TEST-7f3a9c1e"
+
+
+# httpx imports httpcore lazily and caches its exception classes. pytester's in-process runs drop
+# modules first imported inside them, so a later run would re-import httpcore and httpx would no
+# longer map its exceptions. Importing it here, once, keeps one httpcore for the whole test run.
 
 
 @pytest.fixture

@@ -72,12 +72,15 @@ def test_model_without_models_is_a_setup_error(pytester: pytest.Pytester) -> Non
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--observatory-duration=abc"], "ERROR: --observatory-duration='abc': expected a duration*"),
+        (["--observatory-duration=abc"], "ERROR: --observatory-duration='abc': expected a*"),
         (["--observatory-duration=0"], "ERROR: --observatory-duration='0': must be > 0"),
         (["--deployment-url=ftp://gw"], "ERROR: --deployment-url='ftp://gw': expected an http(s)*"),
         (["--deployment-url=gw.example"], "ERROR: --deployment-url='gw.example': expected*"),
         (["--models=,"], "ERROR: --models=',': no model names in the list"),
-        (["--deployment-url=mock?failure_rate=abc"], "ERROR: --deployment-url='mock?failure_rate=abc': *failure_rate*"),
+        (
+            ["--deployment-url=mock?failure_rate=abc"],
+            "ERROR: --deployment-url='mock?failure_rate=abc': *failure_rate*",
+        ),
     ],
 )
 def test_bad_options_are_usage_errors(

@@ -24,7 +24,9 @@ def test_parses(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("bad", ["abc", "10x", "h", "-5", "1h-3m", "", True, None, float("nan"), [1]])
+@pytest.mark.parametrize(
+    "bad", ["abc", "10x", "h", "-5", "1h-3m", "", True, None, float("nan"), [1]]
+)
 def test_rejects(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)

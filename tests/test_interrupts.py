@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import time
 
@@ -38,7 +39,7 @@ def started():
     report = pytester.path / "report.json"
     process = pytester.popen(
         [sys.executable, "-m", "pytest", "--deployment-url=mock", f"--observatory-report={report}"],
-        stdin=pytester.CLOSE_STDIN if hasattr(pytester, "CLOSE_STDIN") else None,
+        stdin=subprocess.DEVNULL,
     )
     try:
         wait_for_probes(pytester, "started")

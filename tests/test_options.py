@@ -54,13 +54,13 @@ def test_precedence_cli_env_ini(
     pytester.makepyfile(SHOW_SETTINGS)
     result = pytester.runpytest("-s", *cli)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f"MODELS={expected}", "OVERRIDE=300.0"])
+    result.stdout.fnmatch_lines([f"*MODELS={expected}", "OVERRIDE=300.0"])
 
 
 def test_mock_deployment_defaults_to_the_mock_models(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SHOW_SETTINGS)
     result = pytester.runpytest("-s", "--deployment-url=mock")
-    result.stdout.fnmatch_lines(["MODELS=mock-gpt-4o,mock-gpt-4o-mini"])
+    result.stdout.fnmatch_lines(["*MODELS=mock-gpt-4o,mock-gpt-4o-mini"])
 
 
 def test_header_shows_settings_without_secrets(pytester: pytest.Pytester) -> None:
@@ -72,7 +72,10 @@ def test_header_shows_settings_without_secrets(pytester: pytest.Pytester) -> Non
         "--observatory-duration=20s",
     )
     result.stdout.fnmatch_lines(
-        ["observatory: deployment=https://***@gw.example/v1?key=***, models=a,b, duration override=20s"]
+        [
+            "observatory: deployment=https://***@gw.example/v1?key=***, models=a,b, "
+            "duration override=20s"
+        ]
     )
     assert "SECRET" not in result.stdout.str()
 

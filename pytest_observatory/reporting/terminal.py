@@ -7,7 +7,10 @@ import pytest
 from ..durations import format_duration
 from ..result import CheckResult, LatencySummary
 
-HEADER = f"{'verdict':<12} {'duration':>9} {'probes':>8} {'failed':>8} {'p50 ms':>9} {'p95 ms':>9}  check"
+HEADER = (
+    f"{'verdict':<12} {'duration':>9} {'probes':>8} {'fail rate':>9} "
+    f"{'p50 ms':>9} {'p95 ms':>9}  check"
+)
 
 
 class TerminalSummary:
@@ -30,14 +33,13 @@ class TerminalSummary:
         for result in self._results:
             write(_row(result), **_markup(result))
             for name, model in result.models.items():
-                write(
-                    _cells("", None, model.probes, model.failure_rate, model.latency_ms, "  " + name)
-                )
+                label = "  " + name
+                write(_cells("", None, model.probes, model.failure_rate, model.latency_ms, label))
 
 
 def _row(result: CheckResult) -> str:
     if result.verdict == "skipped" and not result.probes:
-        return f"{'SKIPPED':<12} {'-':>9} {'-':>8} {'-':>8} {'-':>9} {'-':>9}  {result.nodeid}"
+        return f"{'SKIPPED':<12} {'-':>9} {'-':>8} {'-':>9} {'-':>9} {'-':>9}  {result.nodeid}"
     return _cells(
         result.verdict.upper(),
         result.duration_s,
@@ -58,7 +60,7 @@ def _cells(
 ) -> str:
     duration = format_duration(duration_s) if duration_s is not None else ""
     return (
-        f"{verdict:<12} {duration:>9} {probes:>8} {failure_rate:>8.2%} "
+        f"{verdict:<12} {duration:>9} {probes:>8} {failure_rate:>9.2%} "
         f"{_ms(latency.p50):>9} {_ms(latency.p95):>9}  {label}"
     )
 

@@ -1,0 +1,47 @@
+"""``python -m pytest_observatory.mock --port 4000``: the mock gateway alone, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from ..durations import parse_duration
+from .server import MockSettings, serve
+
+
+def _arguments(argv: list[str] | None = None) -> tuple[MockSettings, str, int]:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_observatory.mock",
+        description="An OpenAI-compatible mock gateway with fault knobs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4000)
+    parser.add_argument("--latency", default="0", help="added to every answer, e.g. 20ms")
+    parser.add_argument("--failure-rate", default="0", help="fraction [0, 1] of failed requests")
+    parser.add_argument("--failure-status", type=int, default=500)
+    parser.add_argument("--models", default=None, help="comma-separated model names")
+    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    args = parser.parse_args(argv)
+    try:
+        settings = MockSettings(
+            latency_s=parse_duration(args.latency),
+            failure_rate=float(args.failure_rate),
+            failure_status=args.failure_status,
+            api_key=args.api_key,
+            **({"models": tuple(m.strip() for m in args.models.split(",") if m.strip())}
+               if args.models else {}),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    return settings, args.host, args.port
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings, host, port = _arguments(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, host, port))
+
+
+if __name__ == "__main__":
+    main()
