@@ -55,9 +55,7 @@ class AsyncDeployment:
         self.url = url
         self._loop = loop
 
-    async def chat(
-        self, model: str, prompt: str | Messages, **params: Any
-    ) -> JSONObject:
+    async def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
         """POST /v1/chat/completions; returns the parsed completion."""
         body = {"model": model, "messages": _messages(prompt), **params}
         reply = await self.request_json("POST", "chat/completions", body)

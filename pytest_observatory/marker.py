@@ -64,9 +64,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         interval_s=_duration(kwargs, "interval", 0.0),
         request_timeout_s=_positive_duration(kwargs, "request_timeout", "60s"),
         max_probes=(
-            None
-            if kwargs.get("probes") is None
-            else _bounded_int(kwargs, "probes", 1, 1, 2**62)
+            None if kwargs.get("probes") is None else _bounded_int(kwargs, "probes", 1, 1, 2**62)
         ),
     )
 

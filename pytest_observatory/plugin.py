@@ -34,9 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
-        config.pluginmanager.register(
-            TerminalSummary(settings.display_url), "observatory-terminal"
-        )
+        config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"

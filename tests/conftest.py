@@ -8,7 +8,6 @@ import pytest
 from pytest_observatory.mock import MockGateway, MockSettings
 
 
-
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """pytester's sessions have no ini file; without this pytest-asyncio warns in each one.

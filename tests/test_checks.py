@@ -333,3 +333,25 @@ def test_sync(deployment, model):
     )
     result = pytester.runpytest("--deployment-url=mock", *argv)
     result.assert_outcomes(passed=3)
+
+
+def test_results_cross_from_xdist_workers_to_one_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        ASYNC_CHAT.format(args="duration='1s'")
+        + """
+@pytest.mark.observatory(duration="1s", max_failure_rate=0.5)
+def test_sync(deployment, model):
+    deployment.chat(model, "x")
+"""
+    )
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--deployment-url=mock", f"--observatory-report={report}"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*= observatory =*"])
+    result.stdout.fnmatch_lines(["PASSED*::test_chat"])
+    result.stdout.fnmatch_lines(["PASSED*::test_sync"])
+    checks = json.loads(report.read_text())["checks"]
+    assert sorted(c["nodeid"].split("::")[1] for c in checks) == ["test_chat", "test_sync"]
+    assert all(c["probes"] > 10 and c["latency_ms"]["p50"] for c in checks)

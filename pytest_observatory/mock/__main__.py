@@ -7,7 +7,14 @@ import asyncio
 import contextlib
 
 from ..durations import parse_duration
-from .server import MockSettings, serve
+from .server import DEFAULT_MODELS, MockSettings, parse_models, serve
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _arguments(argv: list[str] | None = None) -> tuple[MockSettings, str, int]:
@@ -17,20 +24,23 @@ def _arguments(argv: list[str] | None = None) -> tuple[MockSettings, str, int]:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4000)
-    parser.add_argument("--latency", default="0", help="added to every answer, e.g. 20ms")
-    parser.add_argument("--failure-rate", default="0", help="fraction [0, 1] of failed requests")
+    parser.add_argument(
+        "--latency", type=_duration, default=0.0, help="added to every answer, e.g. 20ms"
+    )
+    parser.add_argument(
+        "--failure-rate", type=float, default=0.0, help="fraction [0, 1] of failed requests"
+    )
     parser.add_argument("--failure-status", type=int, default=500)
     parser.add_argument("--models", default=None, help="comma-separated model names")
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     args = parser.parse_args(argv)
     try:
         settings = MockSettings(
-            latency_s=parse_duration(args.latency),
-            failure_rate=float(args.failure_rate),
+            latency_s=args.latency,
+            failure_rate=args.failure_rate,
             failure_status=args.failure_status,
             api_key=args.api_key,
-            **({"models": tuple(m.strip() for m in args.models.split(",") if m.strip())}
-               if args.models else {}),
+            models=parse_models(args.models) if args.models else DEFAULT_MODELS,
         )
     except ValueError as exc:
         parser.error(str(exc))

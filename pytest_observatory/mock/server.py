@@ -50,7 +50,7 @@ class MockSettings:
 
     @classmethod
     def from_query(cls, query: str) -> MockSettings:
-        """Knobs from a URL query: ``failure_rate=0.05&latency=20ms&failure_status=503&models=a,b``."""
+        """Knobs from a URL query, e.g. ``failure_rate=0.05&latency=20ms&failure_status=503``."""
         values: dict[str, Any] = {}
         for key, items in parse_qs(query, keep_blank_values=True).items():
             raw = items[-1]
@@ -80,7 +80,7 @@ def _status(text: str) -> int:
     return int(text)
 
 
-def _models(text: str) -> tuple[str, ...]:
+def parse_models(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
@@ -88,7 +88,7 @@ _QUERY_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "latency": ("latency_s", parse_duration),
     "failure_rate": ("failure_rate", _number),
     "failure_status": ("failure_status", _status),
-    "models": ("models", _models),
+    "models": ("models", parse_models),
     "api_key": ("api_key", str),
 }
 
@@ -160,7 +160,9 @@ class _Gateway:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(request, completion_id, body["model"], words, usage, include_usage)
+            return await self._stream(
+                request, completion_id, body["model"], words, usage, include_usage
+            )
         return web.json_response(
             {
                 "id": completion_id,
@@ -242,9 +244,7 @@ class _Gateway:
                 400, f"request needs 'model' and '{required}'", "invalid_request_error"
             )
         if body["model"] not in self.settings.models:
-            return {}, _error(
-                404, f"The model '{body['model']}' does not exist", "model_not_found"
-            )
+            return {}, _error(404, f"The model '{body['model']}' does not exist", "model_not_found")
         if self.settings.latency_s:
             await asyncio.sleep(self.settings.latency_s)
         n, rate = self._faultable, self.settings.failure_rate
