@@ -144,7 +144,8 @@ def test_query_errors(query: str, message: str) -> None:
 
 
 def test_query_knobs() -> None:
-    settings = MockSettings.from_query("failure_rate=0.05&latency=20ms&failure_status=503&models=a,b")
+    query = "failure_rate=0.05&latency=20ms&failure_status=503&models=a,b"
+    settings = MockSettings.from_query(query)
     assert settings == MockSettings(
         latency_s=0.02, failure_rate=0.05, failure_status=503, models=("a", "b")
     )
