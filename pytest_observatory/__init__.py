@@ -1,11 +1,18 @@
-"""pytest-observatory: long-running release checks for LLM gateways, as ordinary pytest tests."""
+"""pytest-observatory: long-running release checks for LLM gateways, as ordinary pytest tests.
+
+The client-side names are imported on first access so that loading the plugin stays cheap.
+"""
 
 from __future__ import annotations
 
-from .client import AsyncDeployment, SyncDeployment
-from .errors import DeploymentError, DeploymentHTTPError
+from typing import TYPE_CHECKING, Any
+
 from .marker import CheckSpec
 from .result import CheckResult, FirstFailure, LatencySummary, ModelSummary
+
+if TYPE_CHECKING:
+    from .client import AsyncDeployment, SyncDeployment
+    from .errors import DeploymentError, DeploymentHTTPError
 
 __all__ = [
     "AsyncDeployment",
@@ -18,3 +25,17 @@ __all__ = [
     "ModelSummary",
     "SyncDeployment",
 ]
+_LAZY = {
+    "AsyncDeployment": "client",
+    "SyncDeployment": "client",
+    "DeploymentError": "errors",
+    "DeploymentHTTPError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

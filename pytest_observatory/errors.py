@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 MAX_MESSAGE_CHARS = 240
@@ -51,6 +50,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
 def _category(exc: BaseException) -> str:
     if isinstance(exc, DeploymentError):
         return exc.category
+    import httpx  # already loaded by the client; kept out of plugin import time
+
     if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError)):
         return "timeout"
     if isinstance(exc, httpx.ConnectError) or isinstance(exc, ConnectionRefusedError):

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from .durations import parse_duration
-from .mock import MockSettings
+from .mock.settings import MockSettings
 from .redact import redact_url
 
 MOCK_URL = "mock"

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from . import hookspecs
-from .client import AsyncDeployment, SyncDeployment
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .client import AsyncDeployment, SyncDeployment
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RUNTIME_KEY = pytest.StashKey[DeploymentRuntime]()

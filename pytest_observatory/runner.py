@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from .client import set_request_timeout
 from .engine import CheckRun, Probe
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
@@ -114,8 +113,7 @@ class CheckRunner:
 
     def _run_check(self, item: pytest.Function, spec: CheckSpec) -> CheckResult:
         runtime = self._runtime
-        if "client" in runtime.__dict__:
-            set_request_timeout(runtime.client, spec.request_timeout_s)
+        runtime.set_request_timeout(spec.request_timeout_s)
         with concurrent.futures.ThreadPoolExecutor(
             spec.concurrency, thread_name_prefix="observatory-probe"
         ) as executor:

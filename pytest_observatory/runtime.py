@@ -1,19 +1,28 @@
 """Session resources, created on first use and closed at session end: the loop thread, the
-embedded mock gateway (for ``--deployment-url=mock``), the shared client and the helpers."""
+embedded mock gateway (for ``--deployment-url=mock``), the shared client and the helpers.
+
+httpx, aiohttp and the mock server are imported here on first use, not when pytest loads the
+plugin: a repository's plain unit-test run must not pay for them.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from .client import AsyncDeployment, SyncDeployment, build_client
 from .loop import SessionLoop
-from .mock import MockGateway, MockSettings
+from .mock.settings import MockSettings
 from .options import Settings
 from .redact import redact_url, scrub
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .client import AsyncDeployment, SyncDeployment
+    from .mock.server import MockGateway
 
 
 class DeploymentRuntime:
@@ -32,11 +41,10 @@ class DeploymentRuntime:
             pytest.skip("no --deployment-url")
         if not self.settings.uses_mock:
             return url
-        try:
-            mock_settings = MockSettings.from_query(urlsplit(url).query)
-        except ValueError as exc:
-            raise pytest.UsageError(f"--deployment-url={url!r}: {exc}") from None
-        self._mock = MockGateway(mock_settings)
+        from .mock.server import MockGateway
+
+        # The query was validated when the options were resolved.
+        self._mock = MockGateway(MockSettings.from_query(urlsplit(url).query))
         return self._mock.start()
 
     @property
@@ -47,15 +55,28 @@ class DeploymentRuntime:
 
     @cached_property
     def client(self) -> httpx.AsyncClient:
+        from .client import build_client
+
         return build_client(self.base_url, self.settings.api_key)
 
     @cached_property
     def async_deployment(self) -> AsyncDeployment:
+        from .client import AsyncDeployment
+
         return AsyncDeployment(self.client, self.loop.loop, self.display_url)
 
     @cached_property
     def sync_deployment(self) -> SyncDeployment:
+        from .client import SyncDeployment
+
         return SyncDeployment(self.async_deployment, self.loop)
+
+    def set_request_timeout(self, seconds: float) -> None:
+        """Checks run one after another in a process, so each sets the shared client's timeout."""
+        if "client" in self.__dict__:
+            from .client import set_request_timeout
+
+            set_request_timeout(self.client, seconds)
 
     def redact(self, text: str) -> str:
         return scrub(text, (self.settings.api_key,))

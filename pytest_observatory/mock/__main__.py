@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 
 from ..durations import parse_duration
-from .server import DEFAULT_MODELS, MockSettings, parse_models, serve
+from .server import serve
+from .settings import DEFAULT_MODELS, MockSettings, parse_models
 
 
 def _duration(text: str) -> float:
