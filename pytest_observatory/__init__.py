@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .marker import CheckSpec
-from .result import CheckResult, FirstFailure, LatencySummary, ModelSummary
+from .result import CheckResult
 
 if TYPE_CHECKING:
-    from .client import AsyncDeployment, SyncDeployment
+    from .client import AsyncDeployment, StreamResult, SyncDeployment
     from .errors import DeploymentError, DeploymentHTTPError
 
 __all__ = [
@@ -20,14 +20,13 @@ __all__ = [
     "CheckSpec",
     "DeploymentError",
     "DeploymentHTTPError",
-    "FirstFailure",
-    "LatencySummary",
-    "ModelSummary",
+    "StreamResult",
     "SyncDeployment",
 ]
 _LAZY = {
     "AsyncDeployment": "client",
     "SyncDeployment": "client",
+    "StreamResult": "client",
     "DeploymentError": "errors",
     "DeploymentHTTPError": "errors",
 }

@@ -1,27 +1,41 @@
 """The session client and the OpenAI-compatible helpers probes call.
 
-One ``httpx.AsyncClient`` serves every probe of every check in the session: client-lifecycle bugs
-(a pooled connection or cached client closed under a long-lived caller) only show under prolonged
-reuse, which is exactly what a fresh client per request would hide.
+One connection pool serves every probe of every check in the session: client-lifecycle bugs (a
+pooled connection or cached client closed under a long-lived caller) only show under prolonged
+reuse, which a fresh client per request would hide. The helpers send through that pool directly;
+``observatory_client`` is an ``httpx.AsyncClient`` over the same pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from .errors import DeploymentError, DeploymentHTTPError
 from .loop import SessionLoop
+from .observe import current_observer
+from .stats import NS_PER_MS
+from .transport import (
+    CONNECT_TIMEOUT_S,
+    AiohttpTransport,
+    Stopwatch,
+    aiohttp_timeout,
+    httpx_errors,
+)
 
 Messages = Sequence[dict[str, Any]]
 JSONObject = dict[str, Any]
 
 DEFAULT_TIMEOUT_S = 60.0
-CONNECT_TIMEOUT_S = 10.0
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def api_base_url(url: str) -> str:
@@ -30,30 +44,65 @@ def api_base_url(url: str) -> str:
     return base if base.endswith("/v1") else base + "/v1"
 
 
-def build_client(url: str, api_key: str | None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def build_httpx_client(url: str, session: aiohttp.ClientSession) -> httpx.AsyncClient:
+    """The user-facing client; the bearer key lives only in the pool's default headers."""
     return httpx.AsyncClient(
         base_url=api_base_url(url) + "/",
-        headers=headers,
-        timeout=httpx.Timeout(DEFAULT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-        # Concurrency, not the pool, must bound connections: a capped pool turns client-side
-        # queueing into "gateway latency"; a small keep-alive cap churns connections.
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        transport=AiohttpTransport(session),
+        timeout=httpx.Timeout(DEFAULT_TIMEOUT_S),
     )
 
 
 def set_request_timeout(client: httpx.AsyncClient, seconds: float) -> None:
-    """Checks run one after another in a process, so each sets the shared client's timeout."""
     client.timeout = httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S))
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """A streamed chat completion with its timing. ``output_tokens`` comes from the server's
+    usage report when it sends one (``tokens_source="usage"``), else it counts content chunks
+    (``"chunks"``). ITL excludes the first token; TPOT is (total - TTFT) / (tokens - 1)."""
+
+    text: str
+    finish_reason: str | None
+    usage: JSONObject | None
+    ttft_ms: float
+    itl_ms: tuple[float, ...]
+    tpot_ms: float | None
+    output_tokens: int
+    tokens_source: str
+    tokens_per_s: float
+    total_ms: float
+
+
+class StreamError(DeploymentError):
+    """A stream that stalled, ended early or carried malformed data."""
 
 
 class AsyncDeployment:
     """Helpers for ``async def`` checks: ``await deployment.chat(model, "Hello")``."""
 
-    def __init__(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop, url: str):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        client: httpx.AsyncClient,
+        loop: asyncio.AbstractEventLoop,
+        url: str,
+        display_url: str,
+    ) -> None:
         self.client = client
-        self.url = url
+        self.url = display_url
+        self._session = session
+        self._base = api_base_url(url) + "/"
         self._loop = loop
+        self._timeout_s = DEFAULT_TIMEOUT_S
+        self._timeout = aiohttp_timeout(DEFAULT_TIMEOUT_S)
+
+    def set_request_timeout(self, seconds: float) -> None:
+        """Checks run one after another in a process, so each sets the shared timeout."""
+        self._timeout_s = seconds
+        self._timeout = aiohttp_timeout(seconds)
+        set_request_timeout(self.client, seconds)
 
     async def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
         """POST /v1/chat/completions; returns the parsed completion."""
@@ -62,6 +111,43 @@ class AsyncDeployment:
         if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
             raise DeploymentError("chat completion without a 'choices' list")
         return reply
+
+    async def stream_chat(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
+        """POST /v1/chat/completions with ``stream: true``, parsed as the chunks arrive."""
+        body = {
+            "model": model,
+            "messages": _messages(prompt),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **params,
+        }
+        self._require_session_loop()
+        watch = Stopwatch()
+        with httpx_errors():
+            async with self._session.post(
+                self._base + "chat/completions",
+                data=json.dumps(body),
+                headers=_JSON_HEADERS,
+                timeout=self._timeout,
+                trace_request_ctx=watch,
+            ) as response:
+                watch.headers_received()
+                if response.status >= 300:
+                    raw = await response.read()
+                    watch.finish(response.status, len(raw))
+                    raise DeploymentHTTPError(
+                        response.status, "/v1/chat/completions", _error_detail(raw, response)
+                    )
+                reader = _StreamReader(watch, self._timeout_s)
+                try:
+                    await reader.read(response)
+                finally:
+                    watch.finish(response.status, reader.bytes_in)
+        result = reader.result()
+        observer = current_observer.get()
+        if observer is not None:
+            observer.stream_done(result)
+        return result
 
     async def models(self) -> list[str]:
         """GET /v1/models; returns the model ids."""
@@ -80,27 +166,144 @@ class AsyncDeployment:
         return reply
 
     async def request_json(self, method: str, path: str, body: JSONObject | None = None) -> Any:
-        """Send, require 2xx and valid JSON; anything else raises a classified DeploymentError."""
+        """Send, require 2xx and valid JSON; anything else raises a classified error."""
+        self._require_session_loop()
+        watch = Stopwatch()
+        with httpx_errors():
+            async with self._session.request(
+                method,
+                self._base + path,
+                data=None if body is None else json.dumps(body),
+                headers=_JSON_HEADERS,
+                timeout=self._timeout,
+                trace_request_ctx=watch,
+            ) as response:
+                watch.headers_received()
+                raw = await response.read()
+        watch.finish(response.status, len(raw))
+        if response.status >= 300:
+            raise DeploymentHTTPError(response.status, "/v1/" + path, _error_detail(raw, response))
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DeploymentError(
+                f"invalid JSON from /v1/{path} (HTTP {response.status}): {raw[:80]!r}"
+            ) from None
+
+    def _require_session_loop(self) -> None:
         if asyncio.get_running_loop() is not self._loop:
             raise RuntimeError(
                 "the deployment helpers run on the observatory session loop: use them in "
                 "observatory checks (or the blocking helpers a plain 'def' check receives)"
             )
-        response = await self.client.request(method, path, json=body)
-        if not response.is_success:
-            raise DeploymentHTTPError(response.status_code, "/v1/" + path, _error_detail(response))
+
+
+class _StreamReader:
+    """Incremental SSE parsing of a chat completion stream, timing each content chunk."""
+
+    def __init__(self, watch: Stopwatch, timeout_s: float) -> None:
+        self._watch = watch
+        self._timeout_s = timeout_s
+        self._text: list[str] = []
+        self._content_times: list[int] = []
+        self._data: list[str] = []
+        self.bytes_in = 0
+        self.chunks = 0
+        self.done = False
+        self.finish_reason: str | None = None
+        self.usage: JSONObject | None = None
+        self.ended_ns = 0
+
+    async def read(self, response: aiohttp.ClientResponse) -> None:
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise DeploymentError(
-                f"invalid JSON from /v1/{path} (HTTP {response.status_code}): "
-                f"{response.text[:80]!r}"
+            async for raw_line in response.content:
+                self.bytes_in += len(raw_line)
+                if self._feed(raw_line.decode("utf-8", errors="replace").rstrip("\r\n")):
+                    break
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise StreamError(
+                f"stream stalled: no data for {self._timeout_s:g}s after {self.chunks} chunks",
+                "stream_stalled",
             ) from None
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise StreamError(
+                f"stream cut off after {self.chunks} chunks: {type(exc).__name__}",
+                "stream_truncated",
+            ) from None
+        if not self.done:
+            raise StreamError(
+                f"stream ended without [DONE] after {self.chunks} chunks", "stream_truncated"
+            )
+        self.ended_ns = time.perf_counter_ns()
+
+    def _feed(self, line: str) -> bool:
+        """One SSE line; True once ``[DONE]`` arrived."""
+        if line:
+            if line.startswith(":"):
+                return False  # comment / keep-alive
+            field, _, value = line.partition(":")
+            if field == "data":
+                self._data.append(value[1:] if value.startswith(" ") else value)
+            elif field not in ("event", "id", "retry"):
+                raise StreamError(f"bad SSE line: {line[:60]!r}", "bad_sse")
+            return False
+        if not self._data:
+            return False
+        data, self._data = "\n".join(self._data), []
+        if data == "[DONE]":
+            self.done = True
+            return True
+        self._chunk(data)
+        return False
+
+    def _chunk(self, data: str) -> None:
+        try:
+            chunk = json.loads(data)
+            choices = chunk.get("choices") or []
+        except (json.JSONDecodeError, AttributeError):
+            raise StreamError(f"bad SSE data: {data[:60]!r}", "bad_sse") from None
+        self.chunks += 1
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in choices:
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                self._text.append(content)
+                self._content_times.append(time.perf_counter_ns())
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def result(self) -> StreamResult:
+        times = self._content_times
+        if not times:
+            raise StreamError("stream carried no content", "bad_response")
+        started = self._watch.started + self._watch.queue_ns  # queueing is the client's
+        ttft_ns = times[0] - started
+        total_ns = self.ended_ns - started
+        gaps = tuple((b - a) / NS_PER_MS for a, b in itertools.pairwise(times))
+        usage_tokens = (self.usage or {}).get("completion_tokens")
+        if isinstance(usage_tokens, int) and usage_tokens > 0:
+            tokens, source = usage_tokens, "usage"
+        else:
+            tokens, source = len(times), "chunks"
+        return StreamResult(
+            text="".join(self._text),
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            ttft_ms=ttft_ns / NS_PER_MS,
+            itl_ms=gaps,
+            tpot_ms=(total_ns - ttft_ns) / NS_PER_MS / (tokens - 1) if tokens > 1 else None,
+            output_tokens=tokens,
+            tokens_source=source,
+            tokens_per_s=tokens / (total_ns / 1e9) if total_ns > 0 else 0.0,
+            total_ms=total_ns / NS_PER_MS,
+        )
 
 
 class SyncDeployment:
     """The same helpers for plain ``def`` checks, which run in worker threads: calls block
-    while the request runs on the session loop, so the client is still the one shared client."""
+    while the request runs on the session loop, so the pool is still the one shared pool."""
 
     def __init__(self, deployment: AsyncDeployment, loop: SessionLoop):
         self._async = deployment
@@ -110,6 +313,9 @@ class SyncDeployment:
 
     def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
         return self._loop.run(self._async.chat(model, prompt, **params))
+
+    def stream_chat(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
+        return self._loop.run(self._async.stream_chat(model, prompt, **params))
 
     def models(self) -> list[str]:
         return self._loop.run(self._async.models())
@@ -127,12 +333,12 @@ def _messages(prompt: str | Messages) -> list[dict[str, Any]]:
     return [dict(message) for message in prompt]
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(raw: bytes, response: aiohttp.ClientResponse) -> str:
     """The gateway's own error message (OpenAI shape) or the start of the body."""
     try:
-        payload = response.json()
-    except ValueError:
-        return response.text.strip()[:160] or response.reason_phrase
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace").strip()[:160] or (response.reason or "")
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])

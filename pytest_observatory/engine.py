@@ -1,26 +1,37 @@
-"""The soak engine: call a probe again and again for a duration, `concurrency` lanes at a time.
+"""The soak engine: call a probe again and again until the check's end, on the session loop.
+
+Closed loop (default): ``concurrency`` lanes run probes back to back, pausing ``interval``.
+Open loop (``rate``): probes start on a schedule (constant or Poisson arrivals), whatever the
+deployment's speed, at most ``concurrency`` in flight; when that cap makes probes start late,
+the lag is counted and reported instead of silently lowering the rate. ``ramp`` grows the lanes
+or the rate linearly from zero.
 
 Probe outcomes never stop a check; only its end (duration or probe budget), an interrupt, or a
-skip raised by the probe itself do. Runs on the session loop.
+skip raised by the probe itself do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from .errors import classify
 from .marker import CheckSpec
-from .stats import CheckRecorder
+from .observe import current_observer
+from .result import JSON
+from .stats import NS_PER_MS, CheckRecorder
 
 Probe = Callable[[str | None], Awaitable[Any]]
 
 NS_PER_S = 1_000_000_000
+LATE_AFTER_NS = 10 * NS_PER_MS
 
 
 class CheckRun:
@@ -34,8 +45,11 @@ class CheckRun:
         self._models = itertools.cycle(spec.models) if spec.models else itertools.repeat(None)
         self._started_probes = 0
         self._in_flight: dict[int, tuple[str | None, int]] = {}
-        self._lanes: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._late = 0
+        self._max_lag_ns = 0
+        self._abort: BaseException | None = None
         self.start_ns = 0
         self.end_ns = 0
 
@@ -48,61 +62,169 @@ class CheckRun:
         """Run to the end. Probes still in flight `request_timeout` after the deadline are
         cancelled and counted as hung: a stream that never ends is a finding, not a wait."""
         self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        current_observer.set(self.recorder)  # inherited by every probe task created below
         self.start_ns = time.perf_counter_ns()
         self._deadline_ns = self.start_ns + int(self.spec.duration_s * NS_PER_S)
-        self._lanes = [asyncio.create_task(self._lane(i)) for i in range(self.spec.concurrency)]
+        if self.spec.rate is None:
+            for lane in range(self.spec.concurrency):
+                self._spawn(self._lane(lane))
+        else:
+            self._spawn(self._schedule())
         try:
-            done, pending = await asyncio.wait(
-                self._lanes,
-                timeout=self.spec.duration_s + self.spec.request_timeout_s,
-                return_when=asyncio.FIRST_EXCEPTION,
-            )
-            if pending and not self.interrupted and not any(_raised(t) for t in done):
+            await self._wait_idle(self.spec.duration_s)
+            grace_s = self._seconds_until(self._deadline_ns) + self.spec.request_timeout_s
+            await self._wait_idle(grace_s)
+            if self._tasks and not self._stop.is_set():
                 self._record_hung()
         finally:
-            for lane in self._lanes:
-                lane.cancel()
-            await asyncio.gather(*self._lanes, return_exceptions=True)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             self.end_ns = time.perf_counter_ns()
-        for lane in done:
-            if _raised(lane):
-                raise lane.exception()  # type: ignore[misc]  # a skip from the probe
+        if self._abort is not None:
+            raise self._abort
 
     def interrupt(self) -> None:
         """Stop now: in-flight probes are dropped, the figures so far are the result."""
         if self._loop is None or self._loop.is_closed():
             return
         self.interrupted = True
-        self._loop.call_soon_threadsafe(lambda: [lane.cancel() for lane in self._lanes])
+        self._loop.call_soon_threadsafe(self._stop.set)
 
-    async def _lane(self, lane_id: int) -> None:
+    async def _wait_idle(self, timeout_s: float) -> None:
+        """Until every task is done, a stop, or the timeout."""
+        assert self._loop is not None
+        until = self._loop.time() + timeout_s
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            while self._tasks and not self._stop.is_set():
+                remaining = until - self._loop.time()
+                if remaining <= 0:
+                    return
+                await asyncio.wait(
+                    {stopped, *self._tasks}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            stopped.cancel()
+
+    def _seconds_until(self, ns: int) -> float:
+        return max(0.0, (ns - time.perf_counter_ns()) / NS_PER_S)
+
+    def load_summary(self) -> JSON:
         spec = self.spec
+        summary: JSON = {
+            "mode": "closed" if spec.rate is None else "open",
+            "concurrency": spec.concurrency,
+            "ramp_s": spec.ramp_s,
+        }
+        if spec.rate is not None:
+            span_s = min(self.elapsed_s, spec.duration_s) or 1.0
+            summary.update(
+                rate=spec.rate,
+                arrival=spec.arrival,
+                achieved_rate=round(self._started_probes / span_s, 3),
+                late_probes=self._late,
+                max_lag_ms=round(self._max_lag_ns / NS_PER_MS, 3),
+            )
+        return summary
+
+    def notes(self) -> list[str]:
+        if not self._late:
+            return []
+        return [
+            f"open loop fell behind: {self._late} of {self._started_probes} probes started "
+            f"late (max {self._max_lag_ns / NS_PER_MS:.0f} ms): {self.spec.concurrency} probes "
+            "in flight were not enough; raise concurrency or lower rate"
+        ]
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+
+    async def _lane(self, lane: int) -> None:
+        spec = self.spec
+        if spec.ramp_s:
+            await asyncio.sleep(spec.ramp_s * lane / spec.concurrency)
         while self._may_start():
-            model = next(self._models)
-            started = time.perf_counter_ns()
-            self._in_flight[lane_id] = (model, started)
-            try:
-                await self._probe(model)
-            except pytest.skip.Exception:
-                raise
-            except (Exception, pytest.fail.Exception) as exc:
-                category, message = classify(exc)
-                self.recorder.failure(model, self._t_s(started), category, message)
-            else:
-                self.recorder.success(model, (time.perf_counter_ns() - started) / 1e6)
-            finally:
-                self._in_flight.pop(lane_id, None)
+            await self._probe_once(lane)
             if spec.interval_s:
                 remaining = (self._deadline_ns - time.perf_counter_ns()) / NS_PER_S
                 await asyncio.sleep(max(0.0, min(spec.interval_s, remaining)))
 
+    async def _schedule(self) -> None:
+        """Open loop: start probe k at its arrival time, come what may."""
+        arrivals = self._arrival_offsets_ns()
+        ids = itertools.count(self.spec.concurrency)
+        running: set[asyncio.Task[Any]] = set()
+        for offset in arrivals:
+            due = self.start_ns + offset
+            wait = due - time.perf_counter_ns()
+            if wait > 0:
+                await asyncio.sleep(wait / NS_PER_S)
+            while len(running) >= self.spec.concurrency:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            if not self._may_start():
+                return
+            lag = time.perf_counter_ns() - due
+            if lag > LATE_AFTER_NS:
+                self._late += 1
+                self._max_lag_ns = max(self._max_lag_ns, lag)
+            task = self._spawn(self._probe_once(next(ids)))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    def _arrival_offsets_ns(self) -> Iterator[int]:
+        """Arrival k when the (ramped) rate has delivered k probes: constant arrivals at whole
+        counts, Poisson ones at a running sum of unit exponential gaps."""
+        rate, ramp = self.spec.rate or 1.0, self.spec.ramp_s
+        rng = random.Random()
+        ramp_count = rate * ramp / 2  # probes a linear ramp from zero delivers
+
+        def offset_ns(count: float) -> int:
+            if count < ramp_count:
+                seconds = math.sqrt(2 * ramp * count / rate)
+            else:
+                seconds = ramp + (count - ramp_count) / rate
+            return int(seconds * NS_PER_S)
+
+        if self.spec.arrival == "poisson":
+            gaps = (rng.expovariate(1.0) for _ in itertools.count())
+            return (offset_ns(count) for count in itertools.accumulate(gaps))
+        return (offset_ns(count) for count in itertools.count())
+
     def _may_start(self) -> bool:
-        if time.perf_counter_ns() >= self._deadline_ns:
+        if self._stop.is_set() or time.perf_counter_ns() >= self._deadline_ns:
             return False
         if self.spec.max_probes is not None and self._started_probes >= self.spec.max_probes:
             return False
         self._started_probes += 1
         return True
+
+    async def _probe_once(self, slot: int) -> None:
+        model = next(self._models)
+        started = time.perf_counter_ns()
+        self._in_flight[slot] = (model, started)
+        try:
+            await self._probe(model)
+        except (Exception, pytest.fail.Exception) as exc:
+            category, message = classify(exc)
+            self.recorder.failure(model, self._t_s(started), category, message)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # pytest.skip or pytest.exit from the probe: end the check
+            self._abort = exc
+            self._stop.set()
+        else:
+            latency_ms = (time.perf_counter_ns() - started) / NS_PER_MS
+            self.recorder.success(model, self._t_s(started), latency_ms)
+        finally:
+            self._in_flight.pop(slot, None)
 
     def _record_hung(self) -> None:
         for model, started in list(self._in_flight.values()):
@@ -116,7 +238,3 @@ class CheckRun:
 
     def _t_s(self, ns: int) -> float:
         return (ns - self.start_ns) / NS_PER_S
-
-
-def _raised(task: asyncio.Task[None]) -> bool:
-    return task.done() and not task.cancelled() and task.exception() is not None

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .observe import RequestObserver, current_observer
+
 T = TypeVar("T")
 
 
@@ -31,13 +33,17 @@ class SessionLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run on the session loop and block the calling (non-loop) thread until it is done."""
+        """Run on the session loop and block the calling (non-loop) thread until it is done.
+
+        The caller's probe observer travels along, so a blocking helper called from a sync
+        probe's thread is still timed into that probe's check.
+        """
         if self.in_loop_thread():
             coro.close()
             raise RuntimeError(
                 "blocking call on the observatory loop from inside it; use the async helpers"
             )
-        return self.submit(coro).result()
+        return self.submit(_observed(coro, current_observer.get())).result()
 
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
@@ -64,3 +70,8 @@ class SessionLoop:
         await asyncio.gather(*pending, return_exceptions=True)
         await self.loop.shutdown_asyncgens()
         await self.loop.shutdown_default_executor()
+
+
+async def _observed(coro: Coroutine[Any, Any, T], observer: RequestObserver | None) -> T:
+    current_observer.set(observer)  # this task's own context copy
+    return await coro

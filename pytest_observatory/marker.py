@@ -18,10 +18,17 @@ from .options import Settings
 MARKER_NAME = "observatory"
 MARKER_HELP = (
     "observatory(*, duration, max_failure_rate=0.01, models=None, concurrency=1, interval=None, "
-    "request_timeout='60s', probes=None): run the test body as a probe again and again for "
-    "`duration`, keeping `concurrency` probes in flight, and judge the run by its failure rate."
+    "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
+    "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
+    "max_ttft_p95=None): run the test body as a probe again and again for `duration`, keeping "
+    "`concurrency` probes in flight (or starting `rate` per second), and judge the run."
 )
 MAX_CONCURRENCY = 4096
+MAX_RATE = 100_000.0
+OPEN_LOOP_IN_FLIGHT = 1024
+WINDOWS_PER_RUN = 60
+WINDOW_BOUNDS_S = (10.0, 600.0)
+ARRIVALS = ("constant", "poisson")
 
 
 class MarkerError(ValueError):
@@ -30,6 +37,9 @@ class MarkerError(ValueError):
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """A check's settings. With ``rate`` the engine runs an open loop and ``concurrency`` caps
+    the probes in flight; without it, ``concurrency`` lanes run back to back (closed loop)."""
+
     duration_s: float
     max_failure_rate: float = 0.01
     models: tuple[str, ...] = ()
@@ -37,6 +47,20 @@ class CheckSpec:
     interval_s: float = 0.0
     request_timeout_s: float = 60.0
     max_probes: int | None = None
+    rate: float | None = None
+    arrival: str = "constant"
+    ramp_s: float = 0.0
+    window_s: float = WINDOW_BOUNDS_S[0]
+    max_window_failure_rate: float | None = None
+    max_p95_latency_s: float | None = None
+    max_p99_latency_s: float | None = None
+    max_ttft_p95_s: float | None = None
+
+
+def default_window_s(duration_s: float) -> float:
+    """One sixtieth of the run, clamped to [10 s, 10 min]."""
+    low, high = WINDOW_BOUNDS_S
+    return min(max(duration_s / WINDOWS_PER_RUN, low), high)
 
 
 def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
@@ -56,16 +80,42 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
     if settings.duration_override_s is not None:
         duration = settings.duration_override_s
     models = _models(kwargs.get("models")) or settings.models
+    rate = _rate(kwargs.get("rate"))
+    arrival = kwargs.get("arrival", "constant")
+    if arrival not in ARRIVALS:
+        raise MarkerError(f"arrival={arrival!r}: expected one of {', '.join(ARRIVALS)}")
+    if arrival != "constant" and rate is None:
+        raise MarkerError(f"arrival={arrival!r}: needs rate= (probes per second)")
+    ramp = _duration(kwargs, "ramp", 0.0)
+    if ramp > duration:
+        raise MarkerError(f"ramp={kwargs['ramp']!r}: longer than the duration")
+    default_concurrency = 1 if rate is None else OPEN_LOOP_IN_FLIGHT
+    window = kwargs.get("window")
+    max_window_rate = kwargs.get("max_window_failure_rate")
     return CheckSpec(
         duration_s=duration,
-        max_failure_rate=_failure_rate(kwargs.get("max_failure_rate", 0.01)),
+        max_failure_rate=_failure_rate("max_failure_rate", kwargs.get("max_failure_rate", 0.01)),
         models=models,
-        concurrency=_bounded_int(kwargs, "concurrency", 1, 1, MAX_CONCURRENCY),
+        concurrency=_bounded_int(kwargs, "concurrency", default_concurrency, 1, MAX_CONCURRENCY),
         interval_s=_duration(kwargs, "interval", 0.0),
         request_timeout_s=_positive_duration(kwargs, "request_timeout", "60s"),
         max_probes=(
             None if kwargs.get("probes") is None else _bounded_int(kwargs, "probes", 1, 1, 2**62)
         ),
+        rate=rate,
+        arrival=arrival,
+        ramp_s=ramp,
+        window_s=(
+            default_window_s(duration) if window is None else _positive_duration(kwargs, "window")
+        ),
+        max_window_failure_rate=(
+            None
+            if max_window_rate is None
+            else _failure_rate("max_window_failure_rate", max_window_rate)
+        ),
+        max_p95_latency_s=_optional_limit(kwargs, "max_p95_latency"),
+        max_p99_latency_s=_optional_limit(kwargs, "max_p99_latency"),
+        max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
     )
 
 
@@ -78,6 +128,14 @@ _KNOWN = frozenset(
         "interval",
         "request_timeout",
         "probes",
+        "rate",
+        "arrival",
+        "ramp",
+        "window",
+        "max_window_failure_rate",
+        "max_p95_latency",
+        "max_p99_latency",
+        "max_ttft_p95",
     }
 )
 
@@ -97,12 +155,26 @@ def _positive_duration(kwargs: dict[str, Any], name: str, default: object = None
     return seconds
 
 
-def _failure_rate(value: object) -> float:
+def _failure_rate(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MarkerError(f"max_failure_rate={value!r}: expected a number in [0, 1)")
+        raise MarkerError(f"{name}={value!r}: expected a number in [0, 1)")
     if not (math.isfinite(value) and 0 <= value < 1):
-        raise MarkerError(f"max_failure_rate={value!r}: must be in [0, 1)")
+        raise MarkerError(f"{name}={value!r}: must be in [0, 1)")
     return float(value)
+
+
+def _rate(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MarkerError(f"rate={value!r}: expected probes per second, a number > 0")
+    if not (math.isfinite(value) and 0 < value <= MAX_RATE):
+        raise MarkerError(f"rate={value!r}: must be > 0 and <= {MAX_RATE:g}")
+    return float(value)
+
+
+def _optional_limit(kwargs: dict[str, Any], name: str) -> float | None:
+    return None if kwargs.get(name) is None else _positive_duration(kwargs, name)
 
 
 def _bounded_int(kwargs: dict[str, Any], name: str, default: int, low: int, high: int) -> int:

@@ -1,40 +1,17 @@
 """CheckResult: the plain-data outcome of one check, the only thing reporters ever read.
 
-Built-in types only, so it crosses from an xdist worker to the controller on a test report and
-lands in JSON unchanged.
+Built-in types only (nested parts are dicts and lists, as they appear in the JSON report), so it
+crosses from an xdist worker to the controller on a test report and lands in JSON unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Verdict = Literal["passed", "failed", "interrupted", "skipped"]
-QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    p50: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    max: float | None = None
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    probes: int
-    failures: int
-    failure_rate: float
-    latency_ms: LatencySummary = field(default_factory=LatencySummary)
-
-
-@dataclass(frozen=True)
-class FirstFailure:
-    t_s: float
-    model: str | None
-    error: str
+JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -46,41 +23,27 @@ class CheckResult:
     failures: int = 0
     failure_rate: float = 0.0
     max_failure_rate: float | None = None
-    errors: Mapping[str, int] = field(default_factory=dict)
-    error_categories: Mapping[str, int] = field(default_factory=dict)
-    first_failure: FirstFailure | None = None
-    latency_ms: LatencySummary = field(default_factory=LatencySummary)
-    models: Mapping[str, ModelSummary] = field(default_factory=dict)
-    reasons: tuple[str, ...] = ()
+    errors: JSON = field(default_factory=dict)
+    error_categories: JSON = field(default_factory=dict)
+    first_failure: JSON | None = None
+    latency_ms: JSON = field(default_factory=dict)
+    models: JSON = field(default_factory=dict)
+    windows: list[JSON] = field(default_factory=list)
+    onset: JSON | None = None
+    http: JSON | None = None
+    ttft_ms: JSON | None = None
+    itl_ms: JSON | None = None
+    tpot_ms: JSON | None = None
+    tokens_per_s: JSON | None = None
+    streams: JSON | None = None
+    load: JSON = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["reasons"] = list(self.reasons)
-        return data
+    def to_dict(self) -> JSON:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
-        first = data.get("first_failure")
-        return cls(
-            nodeid=data["nodeid"],
-            verdict=data["verdict"],
-            duration_s=data["duration_s"],
-            probes=data["probes"],
-            failures=data["failures"],
-            failure_rate=data["failure_rate"],
-            max_failure_rate=data["max_failure_rate"],
-            errors=dict(data["errors"]),
-            error_categories=dict(data["error_categories"]),
-            first_failure=FirstFailure(**first) if first else None,
-            latency_ms=LatencySummary(**data["latency_ms"]),
-            models={
-                name: ModelSummary(
-                    probes=m["probes"],
-                    failures=m["failures"],
-                    failure_rate=m["failure_rate"],
-                    latency_ms=LatencySummary(**m["latency_ms"]),
-                )
-                for name, m in data["models"].items()
-            },
-            reasons=tuple(data.get("reasons", ())),
-        )
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})

@@ -9,6 +9,8 @@ items are claimed in a ``tryfirst`` pytest_pyfunc_call, whatever async plugin is
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Generator
@@ -118,7 +120,7 @@ class CheckRunner:
             spec.concurrency, thread_name_prefix="observatory-probe"
         ) as executor:
             probe = _make_probe(item, executor, runtime)
-            run = CheckRun(spec, probe, CheckRecorder(runtime.redact))
+            run = CheckRun(spec, probe, CheckRecorder(spec.window_s, runtime.redact))
             future = runtime.loop.submit(run.run())
             try:
                 future.result()
@@ -141,9 +143,17 @@ class CheckRunner:
     def _result(
         self, item: pytest.Item, run: CheckRun, spec: CheckSpec, skipped: bool = False
     ) -> CheckResult:
-        result = judge(item.nodeid, spec, run.recorder, run.elapsed_s, run.interrupted)
+        result = judge(
+            item.nodeid,
+            spec,
+            run.recorder,
+            run.elapsed_s,
+            interrupted=run.interrupted,
+            load=run.load_summary(),
+            notes=run.notes(),
+        )
         if skipped:
-            result = CheckResult(**{**vars(result), "verdict": "skipped", "reasons": ()})
+            result = dataclasses.replace(result, verdict="skipped", reasons=[])
         return result
 
 
@@ -174,6 +184,8 @@ def _make_probe(
     loop = runtime.loop.loop
 
     async def sync_probe(model: str | None) -> None:
-        await loop.run_in_executor(executor, functools.partial(func, **kwargs(model)))
+        # The copied context carries the probe's observer into the worker thread.
+        call = functools.partial(contextvars.copy_context().run, func, **kwargs(model))
+        await loop.run_in_executor(executor, call)
 
     return sync_probe

@@ -19,6 +19,7 @@ from .options import Settings
 from .redact import redact_url, scrub
 
 if TYPE_CHECKING:
+    import aiohttp
     import httpx
 
     from .client import AsyncDeployment, SyncDeployment
@@ -54,16 +55,32 @@ class DeploymentRuntime:
         return redact_url(self.base_url)
 
     @cached_property
-    def client(self) -> httpx.AsyncClient:
-        from .client import build_client
+    def pool(self) -> aiohttp.ClientSession:
+        """The one connection pool; created on the session loop, which it belongs to."""
+        from .client import DEFAULT_TIMEOUT_S
+        from .transport import open_session
 
-        return build_client(self.base_url, self.settings.api_key)
+        key = self.settings.api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+        async def open_pool() -> aiohttp.ClientSession:
+            return open_session(headers, DEFAULT_TIMEOUT_S)
+
+        return self.loop.run(open_pool())
+
+    @cached_property
+    def client(self) -> httpx.AsyncClient:
+        from .client import build_httpx_client
+
+        return build_httpx_client(self.base_url, self.pool)
 
     @cached_property
     def async_deployment(self) -> AsyncDeployment:
         from .client import AsyncDeployment
 
-        return AsyncDeployment(self.client, self.loop.loop, self.display_url)
+        return AsyncDeployment(
+            self.pool, self.client, self.loop.loop, self.base_url, self.display_url
+        )
 
     @cached_property
     def sync_deployment(self) -> SyncDeployment:
@@ -72,8 +89,10 @@ class DeploymentRuntime:
         return SyncDeployment(self.async_deployment, self.loop)
 
     def set_request_timeout(self, seconds: float) -> None:
-        """Checks run one after another in a process, so each sets the shared client's timeout."""
-        if "client" in self.__dict__:
+        """Checks run one after another in a process, so each sets the shared timeout."""
+        if "async_deployment" in self.__dict__:
+            self.async_deployment.set_request_timeout(seconds)
+        elif "client" in self.__dict__:
             from .client import set_request_timeout
 
             set_request_timeout(self.client, seconds)
@@ -86,6 +105,8 @@ class DeploymentRuntime:
         if "loop" in self.__dict__:
             if "client" in self.__dict__:
                 self.loop.run(self.client.aclose())
+            if "pool" in self.__dict__:
+                self.loop.run(self.pool.close())
             self.loop.close()
         if self._mock is not None:
             self._mock.stop()

@@ -1,20 +1,27 @@
 """What a check measured, in memory that does not grow with its duration.
 
-Latencies go into a log-bucketed histogram (DDSketch-style: every quantile within 1% relative
-error, mergeable across workers), never a list, so a 3-hour run costs what a minute costs. Error
-messages are counted with a bound on how many distinct ones are kept.
+Latencies go into log-bucketed histograms (DDSketch-style: every quantile within 1% relative
+error, mergeable), never lists, so a 3-hour run costs what a minute costs. Error messages are
+counted with a bound on how many distinct ones are kept; failure bursts likewise.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .observe import RequestTiming
+
+if TYPE_CHECKING:
+    from .client import StreamResult
 
 RELATIVE_ACCURACY = 0.01
 MAX_DISTINCT_ERRORS = 50
+MAX_BURSTS = 1000
 OTHER_ERRORS = "(other error messages)"
+NS_PER_MS = 1_000_000
 
 
 class LatencyHistogram:
@@ -31,11 +38,11 @@ class LatencyHistogram:
         self.count = 0
         self.max = 0.0
 
-    def record(self, value_ms: float) -> None:
-        self._counts[math.ceil(math.log(max(value_ms, self.MIN_VALUE)) / self._log_gamma)] += 1
+    def record(self, value: float) -> None:
+        self._counts[math.ceil(math.log(max(value, self.MIN_VALUE)) / self._log_gamma)] += 1
         self.count += 1
-        if value_ms > self.max:
-            self.max = value_ms
+        if value > self.max:
+            self.max = value
 
     def merge(self, other: LatencyHistogram) -> None:
         self._counts.update(other._counts)
@@ -50,8 +57,7 @@ class LatencyHistogram:
         for index in sorted(self._counts):
             seen += self._counts[index]
             if seen > rank:
-                value = 2 * self._gamma**index / (self._gamma + 1)
-                return min(value, self.max)
+                return min(2 * self._gamma**index / (self._gamma + 1), self.max)
         return self.max
 
 
@@ -72,14 +78,46 @@ class ErrorCounter:
         return self._counts.most_common()
 
 
-@dataclass(frozen=True)
 class Failure:
-    t_s: float
-    model: str | None
-    error: str
+    __slots__ = ("t_s", "model", "error")
+
+    def __init__(self, t_s: float, model: str | None, error: str) -> None:
+        self.t_s = t_s
+        self.model = model
+        self.error = error
 
 
-class ModelRecorder:
+class Burst:
+    __slots__ = ("start_s", "end_s", "failures")
+
+    def __init__(self, t_s: float) -> None:
+        self.start_s = self.end_s = t_s
+        self.failures = 1
+
+
+class BurstTracker:
+    """Groups failures into bursts: a failure within ``gap_s`` of the last one extends it."""
+
+    def __init__(self, limit: int = MAX_BURSTS) -> None:
+        self.bursts: list[Burst] = []
+        self.uncounted = 0  # failures after the burst limit was reached
+        self._limit = limit
+
+    def add(self, t_s: float, gap_s: float) -> None:
+        last = self.bursts[-1] if self.bursts else None
+        if last is not None and last.start_s - gap_s <= t_s <= last.end_s + gap_s:
+            last.start_s = min(last.start_s, t_s)
+            last.end_s = max(last.end_s, t_s)
+            last.failures += 1
+        elif len(self.bursts) < self._limit:
+            self.bursts.append(Burst(t_s))
+        else:
+            self.uncounted += 1
+
+
+class ProbeStats:
+    """Probe counts and probe latency: for the whole check, one model, or one time window."""
+
     __slots__ = ("probes", "failures", "latency")
 
     def __init__(self) -> None:
@@ -88,35 +126,100 @@ class ModelRecorder:
         self.latency = LatencyHistogram()
 
 
-class CheckRecorder:
-    """Every probe outcome of one check. Latency is taken from successful probes only: a
-    timeout's 60 s says nothing about how fast the deployment answers."""
+class HttpStats:
+    """Every request the transport saw, whichever probe or helper sent it."""
 
-    def __init__(self, redact: Callable[[str], str] = str) -> None:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.statuses: Counter[int] = Counter()
+        self.headers_ms = LatencyHistogram()
+        self.total_ms = LatencyHistogram()
+        self.queue_ms = LatencyHistogram()
+        self.bytes_in = 0
+
+    def add(self, timing: RequestTiming) -> None:
+        self.requests += 1
+        self.statuses[timing.status] += 1
+        self.headers_ms.record(timing.headers_ns / NS_PER_MS)
+        self.total_ms.record(timing.total_ns / NS_PER_MS)
+        if timing.queue_ns:
+            self.queue_ms.record(timing.queue_ns / NS_PER_MS)
+        self.bytes_in += timing.bytes_in
+
+
+class StreamStats:
+    def __init__(self) -> None:
+        self.streams = 0
+        self.ttft_ms = LatencyHistogram()
+        self.itl_ms = LatencyHistogram()
+        self.tpot_ms = LatencyHistogram()
+        self.tokens_per_s = LatencyHistogram()
+        self.output_tokens = 0
+        self.token_sources: Counter[str] = Counter()
+
+    def add(self, result: StreamResult) -> None:
+        self.streams += 1
+        self.ttft_ms.record(result.ttft_ms)
+        for gap in result.itl_ms:
+            self.itl_ms.record(gap)
+        if result.tpot_ms is not None:
+            self.tpot_ms.record(result.tpot_ms)
+        self.tokens_per_s.record(result.tokens_per_s)
+        self.output_tokens += result.output_tokens
+        self.token_sources[result.tokens_source] += 1
+
+
+class CheckRecorder:
+    """Every outcome of one check. Probe latency is taken from successful probes only: a
+    timeout's 60 s says nothing about how fast the deployment answers. Probes are placed in
+    time by their start (when the request left), relative to the check's start."""
+
+    def __init__(self, window_s: float, redact: Callable[[str], str] = str) -> None:
+        self.window_s = window_s
         self._redact = redact
-        self.total = ModelRecorder()
-        self.models: dict[str | None, ModelRecorder] = {}
+        self.total = ProbeStats()
+        self.models: dict[str | None, ProbeStats] = {}
+        self.windows: dict[int, ProbeStats] = {}
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
+        self.bursts = BurstTracker()
+        self.http = HttpStats()
+        self.streams = StreamStats()
 
-    def success(self, model: str | None, latency_ms: float) -> None:
-        for recorder in self._recorders(model):
-            recorder.probes += 1
-            recorder.latency.record(latency_ms)
+    def success(self, model: str | None, t_s: float, latency_ms: float) -> None:
+        for stats in self._stats(model, t_s):
+            stats.probes += 1
+            stats.latency.record(latency_ms)
 
     def failure(self, model: str | None, t_s: float, category: str, message: str) -> None:
         message = self._redact(message)
-        for recorder in self._recorders(model):
-            recorder.probes += 1
-            recorder.failures += 1
+        for stats in self._stats(model, t_s):
+            stats.probes += 1
+            stats.failures += 1
         self.errors.add(message)
         self.categories[category] += 1
-        if self.first_failure is None:
+        if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
+        self.bursts.add(t_s, self._burst_gap_s(t_s))
 
-    def _recorders(self, model: str | None) -> Iterable[ModelRecorder]:
+    def request_done(self, timing: RequestTiming) -> None:
+        self.http.add(timing)
+
+    def stream_done(self, result: StreamResult) -> None:
+        self.streams.add(result)
+
+    def _burst_gap_s(self, t_s: float) -> float:
+        """Quiet time that ends a burst: five mean probe spacings, within [1 s, one window]."""
+        spacing = t_s / self.total.probes if self.total.probes else 0.0
+        return min(max(5 * spacing, 1.0), self.window_s)
+
+    def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
         per_model = self.models.get(model)
         if per_model is None:
-            per_model = self.models[model] = ModelRecorder()
-        return (self.total, per_model)
+            per_model = self.models[model] = ProbeStats()
+        index = int(t_s // self.window_s)
+        window = self.windows.get(index)
+        if window is None:
+            window = self.windows[index] = ProbeStats()
+        return (self.total, per_model, window)

@@ -282,8 +282,9 @@ def test_api_key_is_sent_and_never_leaks(
         ASYNC_CHAT.format(args="duration='1s'")
         + """
 @pytest.mark.observatory(duration="1s", max_failure_rate=0.5)
-async def test_echo(deployment, model):
-    raise RuntimeError("gateway said: bad key " + deployment.client.headers["authorization"])
+async def test_echo(pytestconfig, model):
+    key = pytestconfig.getoption("observatory_deployment_api_key")
+    raise RuntimeError("gateway said: bad key Bearer " + key)
 """
     )
     report = pytester.path / "report.json"

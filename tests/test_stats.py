@@ -63,8 +63,8 @@ def test_error_counter_keeps_a_bounded_number_of_messages() -> None:
 
 
 def test_recorder_redacts_and_keeps_first_failure() -> None:
-    recorder = CheckRecorder(redact=lambda text: text.replace("sk-secret", "***"))
-    recorder.success("a", 10.0)
+    recorder = CheckRecorder(10.0, redact=lambda text: text.replace("sk-secret", "***"))
+    recorder.success("a", 0.5, 10.0)
     recorder.failure("b", 1.5, "http_5xx", "http_5xx: HTTP 500: bad key sk-secret")
     recorder.failure("a", 2.5, "timeout", "timeout: ReadTimeout")
     assert recorder.total.probes == 3 and recorder.total.failures == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ..durations import format_duration
-from ..result import CheckResult, LatencySummary
+from ..result import JSON, CheckResult
 
 HEADER = (
     f"{'verdict':<12} {'duration':>9} {'probes':>8} {'fail rate':>9} "
@@ -34,7 +34,15 @@ class TerminalSummary:
             write(_row(result), **_markup(result))
             for name, model in result.models.items():
                 label = "  " + name
-                write(_cells("", None, model.probes, model.failure_rate, model.latency_ms, label))
+                write(
+                    _cells(
+                        "", None, model["probes"], model["failure_rate"], model["latency_ms"], label
+                    )
+                )
+            if result.onset:
+                write(f"{'':<12} onset: {result.onset['summary']}")
+            for note in result.notes:
+                write(f"{'':<12} note: {note}", yellow=True)
 
 
 def _row(result: CheckResult) -> str:
@@ -55,13 +63,13 @@ def _cells(
     duration_s: float | None,
     probes: int,
     failure_rate: float,
-    latency: LatencySummary,
+    latency: JSON,
     label: str,
 ) -> str:
     duration = format_duration(duration_s) if duration_s is not None else ""
     return (
         f"{verdict:<12} {duration:>9} {probes:>8} {failure_rate:>9.2%} "
-        f"{_ms(latency.p50):>9} {_ms(latency.p95):>9}  {label}"
+        f"{_ms(latency['p50']):>9} {_ms(latency['p95']):>9}  {label}"
     )
 
 
