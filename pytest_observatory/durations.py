@@ -50,7 +50,7 @@ def _parse_text(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Short, stable rendering for summaries: "850ms", "42.0s", "12m05s", "3h00m"."""
+    """Short, stable rendering for summaries: "850ms", "42.0s", "12m05s", "3h00m", "1h00m02s"."""
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
@@ -59,4 +59,4 @@ def format_duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return f"{hours}h{minutes:02d}m" + (f"{secs:02d}s" if secs else "")

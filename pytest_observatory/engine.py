@@ -123,6 +123,7 @@ class CheckRun:
             summary.update(
                 rate=spec.rate,
                 arrival=spec.arrival,
+                scheduled_probes=round(self._scheduled_by(span_s)),
                 achieved_rate=round(self._started_probes / span_s, 3),
                 late_probes=self._late,
                 max_lag_ms=round(self._max_lag_ns / NS_PER_MS, 3),
@@ -132,11 +133,21 @@ class CheckRun:
     def notes(self) -> list[str]:
         if not self._late:
             return []
+        span_s = min(self.elapsed_s, self.spec.duration_s)
         return [
             f"open loop fell behind: {self._late} of {self._started_probes} probes started "
-            f"late (max {self._max_lag_ns / NS_PER_MS:.0f} ms): {self.spec.concurrency} probes "
-            "in flight were not enough; raise concurrency or lower rate"
+            f"late (max {self._max_lag_ns / NS_PER_MS:.0f} ms) and "
+            f"{self._started_probes} of ~{self._scheduled_by(span_s):.0f} scheduled probes "
+            f"started: {self.spec.concurrency} in flight were not enough; raise concurrency "
+            "or lower rate"
         ]
+
+    def _scheduled_by(self, seconds: float) -> float:
+        """How many probes the (ramped) rate schedules in the first `seconds`."""
+        rate, ramp = self.spec.rate or 0.0, self.spec.ramp_s
+        if seconds < ramp:
+            return rate * seconds * seconds / (2 * ramp)
+        return rate * (seconds - ramp / 2)
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

@@ -33,7 +33,8 @@ def test_rejects(bad: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0.85, "850ms"), (42, "42.0s"), (725, "12m05s"), (10800, "3h00m")]
+    ("seconds", "text"),
+    [(0.85, "850ms"), (42, "42.0s"), (725, "12m05s"), (10800, "3h00m"), (3602, "1h00m02s")],
 )
 def test_formats(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

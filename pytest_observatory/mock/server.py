@@ -18,10 +18,25 @@ from typing import Any
 
 from aiohttp import web
 
-from .settings import MockSettings
+from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_MAX_TOKENS = 16
+STALL_S = 3600.0  # a stalled stream waits this long, or until the client gives up
+
+
+class _EveryNth:
+    """Deterministic fraction: event n fires iff floor((n+1)·rate) > floor(n·rate), so a rate
+    of 0.2 fails exactly the 5th, 10th, … request and tests can predict every count."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._seen = 0
+
+    def fire(self) -> bool:
+        n = self._seen
+        self._seen += 1
+        return math.floor((n + 1) * self._rate) > math.floor(n * self._rate)
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,10 @@ class _Gateway:
     def __init__(self, settings: MockSettings) -> None:
         self.settings = settings
         self.stats = MockStats()
-        self._faultable = 0  # chat + embeddings requests seen, for deterministic failures
+        self._failures = _EveryNth(settings.failure_rate)
+        self._stream_faults = _EveryNth(settings.stream_fault_rate)
+        self._burst_model = settings.burst_model or settings.models[0]
+        self.started_at = time.monotonic()  # reset when the server starts listening
 
     def count(self, **increments: int) -> None:
         current = asdict(self.stats)
@@ -81,8 +99,8 @@ class _Gateway:
         body, problem = await self._model_request(request, required="messages")
         if problem is not None:
             return problem
-        max_tokens = int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        words = [f"tok{i}" for i in range(1, max_tokens + 1)]
+        count = self.settings.tokens or int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        words = [f"tok{i}" for i in range(1, count + 1)]
         completion_id = f"chatcmpl-mock-{self.stats.requests}"
         usage = {
             "prompt_tokens": _prompt_tokens(body["messages"]),
@@ -132,14 +150,39 @@ class _Gateway:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
 
-        events: list[dict[str, Any]] = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": (" " if i else "") + w}) for i, w in enumerate(words)]
-        events.append(chunk({}, "length"))
+        settings = self.settings
+        fault = settings.stream_fault if self._stream_faults.fire() else ""
+        gap_s = 1 / settings.token_rate if settings.token_rate else 0.0
+        await self._send(response, chunk({"role": "assistant", "content": ""}))
+        for i, word in enumerate(words):
+            if fault and i == settings.stream_fault_after:
+                return await self._fault(request, response, fault)
+            if gap_s and i:
+                await asyncio.sleep(gap_s)
+            await self._send(response, chunk({"content": (" " if i else "") + word}))
+        await self._send(response, chunk({}, "length"))
         if include_usage:
-            events.append({**chunk({}), "choices": [], "usage": usage})
-        for event in events:
-            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            await self._send(response, {**chunk({}), "choices": [], "usage": usage})
         await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _send(response: web.StreamResponse, event: dict[str, Any]) -> None:
+        await response.write(f"data: {json.dumps(event)}\n\n".encode())
+
+    async def _fault(
+        self, request: web.Request, response: web.StreamResponse, fault: str
+    ) -> web.StreamResponse:
+        self.count(failures_injected=1)
+        if fault == "stall":
+            await asyncio.sleep(STALL_S)  # cancelled when the client disconnects
+        elif fault == "truncate":
+            if request.transport is not None:
+                request.transport.close()  # mid-body, before the chunked terminator
+            return response
+        else:
+            await response.write(b"data: {not json\n\n")
         await response.write_eof()
         return response
 
@@ -178,9 +221,10 @@ class _Gateway:
             return {}, _error(404, f"The model '{body['model']}' does not exist", "model_not_found")
         if self.settings.latency_s:
             await asyncio.sleep(self.settings.latency_s)
-        n, rate = self._faultable, self.settings.failure_rate
-        self._faultable += 1
-        if math.floor((n + 1) * rate) > math.floor(n * rate):
+        if self._in_burst(body["model"]):
+            self.count(failures_injected=1)
+            return body, _error(500, CLIENT_CLOSED, "server_error")
+        if self._failures.fire():
             self.count(failures_injected=1)
             status = self.settings.failure_status
             return body, _error(
@@ -190,6 +234,13 @@ class _Gateway:
                 headers={"Retry-After": "1"} if status == 429 else None,
             )
         return body, None
+
+    def _in_burst(self, model: str) -> bool:
+        every = self.settings.burst_every_s
+        if not every or model != self._burst_model:
+            return False
+        elapsed = time.monotonic() - self.started_at
+        return elapsed >= every and elapsed % every < self.settings.burst_length_s
 
 
 def _error(
@@ -291,7 +342,11 @@ class _listening:
         self._gateway = gateway
         self._host = host
         self._port = port
-        self._runner = web.AppRunner(gateway.application(), access_log=None)
+        # Cancel a handler when its client disconnects (a stalled stream must not outlive it),
+        # and don't wait a minute for open streams on shutdown.
+        self._runner = web.AppRunner(
+            gateway.application(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         self._server: asyncio.base_events.Server | None = None
 
     async def __aenter__(self) -> int:
@@ -305,6 +360,7 @@ class _listening:
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(accept, self._host, self._port)
+        self._gateway.started_at = time.monotonic()
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 

@@ -1,0 +1,250 @@
+"""Streaming timing, windows and onset, thresholds, and load shapes, against the real mock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from pytest_observatory.mock import MockGateway, MockSettings
+from pytest_observatory.observe import RequestTiming, current_observer
+from pytest_observatory.transport import AiohttpTransport, open_session
+
+
+def run_check(
+    pytester: pytest.Pytester, marker: str, body: str, url: str, *argv: str
+) -> tuple[pytest.RunResult, dict]:
+    pytester.makepyfile(
+        f"""
+import pytest
+
+@pytest.mark.observatory({marker})
+async def test_check(deployment, model):
+    {body}
+"""
+    )
+    report = pytester.path / "report.json"
+    result = pytester.runpytest(f"--deployment-url={url}", f"--observatory-report={report}", *argv)
+    (check,) = json.loads(report.read_text())["checks"]
+    return result, check
+
+
+def test_ttft_and_itl_follow_the_mock_token_timing(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='2s', concurrency=2",
+        "reply = await deployment.stream_chat(model, 'hi'); assert reply.text",
+        "mock?latency=50ms&token_rate=50&tokens=6",
+    )
+    result.assert_outcomes(passed=1)
+    # 50 ms before the first token, then a token every 20 ms.
+    assert 50 <= check["ttft_ms"]["p50"] < 60
+    assert 19 <= check["itl_ms"]["p50"] < 23
+    assert 19 <= check["tpot_ms"]["p50"] < 23
+    assert 150 <= check["latency_ms"]["p50"] < 170
+    assert check["streams"]["tokens_source"] == {"usage": check["streams"]["count"]}
+    assert check["streams"]["output_tokens"] == 6 * check["streams"]["count"]
+    assert 35 <= check["tokens_per_s"]["p50"] <= 40  # 6 tokens in ~150 ms
+    assert check["http"]["requests"] == check["probes"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "category", "message"),
+    [
+        ("stall", "stream_stalled", "stream stalled: no data for 0.3s after 2 chunks"),
+        ("truncate", "stream_truncated", "stream cut off after 2 chunks*"),
+        ("malformed", "bad_sse", "bad SSE data: '{not json'"),
+    ],
+)
+def test_broken_streams_are_classified(
+    pytester: pytest.Pytester, fault: str, category: str, message: str
+) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='1s', request_timeout='300ms', max_failure_rate=0.9",
+        "await deployment.stream_chat(model, 'hi')",
+        f"mock?stream_fault={fault}&stream_fault_rate=0.5&stream_fault_after=1&tokens=4",
+    )
+    result.assert_outcomes(passed=1)
+    assert check["error_categories"] == {category: check["failures"]}
+    assert check["failures"] == check["probes"] // 2
+    (recorded,) = check["errors"]
+    assert recorded.startswith(f"{category}: ")
+    assert pytest.importorskip("fnmatch").fnmatch(recorded, f"{category}: {message}")
+
+
+def test_periodic_bursts_fail_a_window_threshold_and_show_their_period(
+    pytester: pytest.Pytester,
+) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='7s', interval='20ms', window='1s', max_window_failure_rate=0.1",
+        "await deployment.chat(model, 'hi')",
+        "mock?burst_every=2s&burst_length=400ms",
+    )
+    result.assert_outcomes(failed=1)
+    # Diluted in the pooled rate; a window shows the burst.
+    assert check["failure_rate"] < 0.15
+    onset = check["onset"]
+    assert onset["bursts"] == 3 and onset["period_s"] == pytest.approx(2.0, abs=0.1)
+    assert onset["summary"].startswith("failures in bursts every ~2.0s, first at 2.0s")
+    (error,) = check["errors"]
+    assert error.endswith("Cannot send a request, as the client has been closed.")
+    assert check["first_failure"]["model"] == "mock-gpt-4o"
+    assert {w["start_s"] for w in check["windows"]} == {0, 1, 2, 3, 4, 5, 6}
+    # Failures fall only in the windows a burst touches (the mock's clock starts a little
+    # before the check's, so a burst may straddle a window boundary).
+    touched = {int(t) for start in onset["burst_starts_s"] for t in (start, start + 0.45)}
+    failing = {int(w["start_s"]) for w in check["windows"] if w["failures"]}
+    assert failing <= touched and {0} & failing == set()
+    assert sum(w["failures"] for w in check["windows"]) == check["failures"]
+    result.stdout.fnmatch_lines(
+        [
+            "*window *s-*s: failure rate *% >= max_window_failure_rate 10.00%*",
+            "*onset: failures in bursts every ~2.0s, first at 2.0s*",
+        ]
+    )
+
+
+def test_latency_thresholds_name_what_failed(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='1s', concurrency=4, max_p95_latency='20ms', max_p99_latency='1s', "
+        "max_ttft_p95='1s'",
+        "await deployment.chat(model, 'hi')",
+        "mock?latency=50ms",
+    )
+    result.assert_outcomes(failed=1)
+    assert check["reasons"] == [
+        f"latency p95 {check['latency_ms']['p95'] / 1000 * 1000:.0f}ms > max_p95_latency 20ms",
+        "max_ttft_p95 is set but no probe streamed (use deployment.stream_chat)",
+    ]
+
+
+def test_open_loop_holds_the_asked_rate(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester, "duration='3s', rate=200", "await deployment.chat(model, 'hi')", "mock"
+    )
+    result.assert_outcomes(passed=1)
+    load = check["load"]
+    assert load["mode"] == "open" and load["rate"] == 200
+    assert load["achieved_rate"] == pytest.approx(200, rel=0.02)
+    assert check["probes"] == pytest.approx(600, rel=0.02)
+    assert load["late_probes"] == 0
+
+
+def test_poisson_arrivals_average_the_asked_rate(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='3s', rate=300, arrival='poisson'",
+        "await deployment.chat(model, 'hi')",
+        "mock",
+    )
+    result.assert_outcomes(passed=1)
+    # 900 expected arrivals: the Poisson count's standard deviation is 30 (3.3%).
+    assert check["load"]["achieved_rate"] == pytest.approx(300, rel=0.15)
+
+
+def test_open_loop_says_when_it_falls_behind(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='1s', rate=100, concurrency=1",
+        "await deployment.chat(model, 'hi')",
+        "mock?latency=50ms",
+    )
+    result.assert_outcomes(passed=1)
+    load = check["load"]
+    # One probe in flight, 50 ms each: ~20 start, all but the first one late.
+    assert load["achieved_rate"] < 25 and load["scheduled_probes"] == 100
+    assert load["late_probes"] >= check["probes"] - 2 and load["max_lag_ms"] > 500
+    assert check["notes"][0].startswith("open loop fell behind:")
+    result.stdout.fnmatch_lines(
+        ["*note: open loop fell behind: * probes started late (max * ms) and * of ~100 sched*"]
+    )
+
+
+def test_ramp_grows_the_rate_linearly(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='3s', rate=200, ramp='2s', window='1s'",
+        "await deployment.chat(model, 'hi')",
+        "mock",
+    )
+    result.assert_outcomes(passed=1)
+    # 0 -> 200/s over 2 s delivers 200 probes, then 200 more in the last second.
+    assert check["probes"] == pytest.approx(400, rel=0.03)
+    first, second, third = (w["probes"] for w in check["windows"])
+    assert first == pytest.approx(50, abs=4)
+    assert second == pytest.approx(150, abs=4)
+    assert third == pytest.approx(200, abs=5)
+
+
+def test_closed_loop_ramp_starts_lanes_one_by_one(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='2s', concurrency=4, ramp='2s', window='500ms'",
+        "import asyncio; await asyncio.sleep(0.05)",
+        "mock",
+    )
+    result.assert_outcomes(passed=1)
+    per_window = [w["probes"] for w in check["windows"]]
+    # Lanes start at 0, 0.5, 1.0, 1.5 s: one, two, three, four lanes at ~20 probes/s each.
+    assert per_window == pytest.approx([10, 20, 30, 40], abs=3)
+
+
+def test_transport_times_raw_client_requests_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.observatory(duration='1s')
+async def test_check(observatory_client):
+    response = await observatory_client.post(
+        'chat/completions', json={'model': 'mock-gpt-4o', 'messages': []}
+    )
+    response.raise_for_status()
+    assert response.json()['choices']
+"""
+    )
+    report = pytester.path / "report.json"
+    pytester.runpytest(
+        "--deployment-url=mock?latency=20ms", f"--observatory-report={report}"
+    ).assert_outcomes(passed=1)
+    (check,) = json.loads(report.read_text())["checks"]
+    http = check["http"]
+    assert http["requests"] == check["probes"] and http["status"] == {"200": check["probes"]}
+    assert 20 <= http["headers_ms"]["p50"] <= http["total_ms"]["p50"] < 30
+    assert http["bytes_in"] > 100 * check["probes"]
+
+
+def test_time_queued_for_a_connection_is_not_latency() -> None:
+    """With a pool of one connection, the second of two concurrent requests waits ~100 ms for
+    it: that wait is reported as queue time, and its latency stays ~100 ms, not ~200 ms."""
+    timings: list[RequestTiming] = []
+
+    class Collect:
+        def request_done(self, timing: RequestTiming) -> None:
+            timings.append(timing)
+
+        def stream_done(self, result: object) -> None:
+            raise AssertionError("no streams here")
+
+    async def scenario(url: str) -> None:
+        import httpx
+
+        current_observer.set(Collect())  # type: ignore[arg-type]
+        session = open_session({}, 10.0, max_connections=1)
+        async with httpx.AsyncClient(transport=AiohttpTransport(session), base_url=url) as client:
+            body = {"model": "mock-gpt-4o", "messages": []}
+            await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in "ab"))
+        await session.close()
+
+    with MockGateway(MockSettings(latency_s=0.1)) as mock:
+        asyncio.run(scenario(mock.url))
+    first, second = sorted(timings, key=lambda t: t.queue_ns)
+    assert first.queue_ns == 0
+    assert 80e6 <= second.queue_ns <= 150e6
+    for timing in timings:
+        assert 95e6 <= timing.total_ns <= 150e6
+        assert timing.status == 200 and timing.headers_ns <= timing.total_ns
