@@ -1,6 +1,7 @@
 """The soak engine: call a probe again and again until the check's end, on the session loop.
 
-Closed loop (default): ``concurrency`` lanes run probes back to back, pausing ``interval``.
+Closed loop (default): ``concurrency`` lanes run probes back to back, pausing ``interval``;
+their starts are staggered over the first second.
 Open loop (``rate``): probes start on a schedule (constant or Poisson arrivals), whatever the
 deployment's speed, at most ``concurrency`` in flight; when that cap makes probes start late,
 the lag is counted and reported instead of silently lowering the rate. ``ramp`` grows the lanes
@@ -32,6 +33,7 @@ Probe = Callable[[str | None], Awaitable[Any]]
 
 NS_PER_S = 1_000_000_000
 LATE_AFTER_NS = 10 * NS_PER_MS
+STAGGER_S = 1.0
 
 
 class CheckRun:
@@ -160,8 +162,12 @@ class CheckRun:
 
     async def _lane(self, lane: int) -> None:
         spec = self.spec
-        if spec.ramp_s:
-            await asyncio.sleep(spec.ramp_s * lane / spec.concurrency)
+        # Lanes started in lockstep stay in lockstep: their answers arrive in waves that queue
+        # on this one loop and show up as gateway tail latency (bench/README.md). Without a
+        # ramp, lane starts are spread over a second (a tenth of a shorter check).
+        spread_s = spec.ramp_s or min(STAGGER_S, spec.duration_s / 10)
+        if lane:
+            await asyncio.sleep(spread_s * lane / spec.concurrency)
         while self._may_start():
             await self._probe_once(lane)
             if spec.interval_s:
