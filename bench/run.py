@@ -332,9 +332,8 @@ def memory(args: argparse.Namespace, workdir: Path) -> None:
         if found is None:
             raise RuntimeError(f"memory run failed:\n{result.stdout}\n{result.stderr}")
         peaks[probes] = int(found.group(1)) / 1024
-        print(
-            f"{probes:>9,} probes: peak RSS {peaks[probes]:6.1f} MB ({probes / elapsed:,.0f} probes/s)"
-        )
+        rate = probes / elapsed
+        print(f"{probes:>9,} probes: peak RSS {peaks[probes]:6.1f} MB ({rate:,.0f} probes/s)")
     print(f"difference: {peaks[1_000_000] - peaks[100_000]:+.1f} MB")
     (workdir / "conftest.py").unlink()
 
@@ -343,9 +342,8 @@ def import_overhead(args: argparse.Namespace, workdir: Path) -> None:
     print("## import and collection: `pytest --collect-only` of 200 plain tests")
     suite = workdir / "plain"
     suite.mkdir(exist_ok=True)
-    (suite / "test_plain.py").write_text(
-        "".join(f"def test_{i}():\n    pass\n" for i in range(200))
-    )
+    plain = "".join(f"def test_{i}():\n    pass\n" for i in range(200))
+    (suite / "test_plain.py").write_text(plain)
     timings: dict[str, list[float]] = {"with plugin": [], "without plugin": []}
     for _ in range(args.repeat):
         for name, extra in (("with plugin", []), ("without plugin", ["-p", "no:observatory"])):

@@ -19,15 +19,18 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import classify
 from .marker import CheckSpec
-from .observe import current_observer
+from .observe import RequestTiming, current_observer
 from .result import JSON
 from .stats import NS_PER_MS, CheckRecorder
+
+if TYPE_CHECKING:
+    from .client import StreamResult
 
 Probe = Callable[[str | None], Awaitable[Any]]
 
@@ -65,7 +68,6 @@ class CheckRun:
         cancelled and counted as hung: a stream that never ends is a finding, not a wait."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        current_observer.set(self.recorder)  # inherited by every probe task created below
         self.start_ns = time.perf_counter_ns()
         self._deadline_ns = self.start_ns + int(self.spec.duration_s * NS_PER_S)
         if self.spec.rate is None:
@@ -225,6 +227,8 @@ class CheckRun:
 
     async def _probe_once(self, slot: int) -> None:
         model = next(self._models)
+        observer = _ProbeObserver(self.recorder)
+        token = current_observer.set(observer)
         started = time.perf_counter_ns()
         self._in_flight[slot] = (model, started)
         try:
@@ -238,10 +242,13 @@ class CheckRun:
             self._abort = exc
             self._stop.set()
         else:
-            latency_ms = (time.perf_counter_ns() - started) / NS_PER_MS
-            self.recorder.success(model, self._t_s(started), latency_ms)
+            wall_ns = time.perf_counter_ns() - started
+            self.recorder.success(
+                model, self._t_s(started), (wall_ns - observer.queue_ns) / NS_PER_MS
+            )
         finally:
             self._in_flight.pop(slot, None)
+            current_observer.reset(token)
 
     def _record_hung(self) -> None:
         for model, started in list(self._in_flight.values()):
@@ -255,3 +262,21 @@ class CheckRun:
 
     def _t_s(self, ns: int) -> float:
         return (ns - self.start_ns) / NS_PER_S
+
+
+class _ProbeObserver:
+    """Installed for one probe: forwards to the check's recorder and sums the probe's waits
+    for a pooled connection, which are the client's, not the deployment's latency."""
+
+    __slots__ = ("_recorder", "queue_ns")
+
+    def __init__(self, recorder: CheckRecorder) -> None:
+        self._recorder = recorder
+        self.queue_ns = 0
+
+    def request_done(self, timing: RequestTiming) -> None:
+        self.queue_ns += timing.queue_ns
+        self._recorder.request_done(timing)
+
+    def stream_done(self, result: StreamResult) -> None:
+        self._recorder.stream_done(result)

@@ -67,7 +67,16 @@ REPORT = _Option(
     "write a JSON report of every check to PATH",
     "PATH",
 )
-ALL_OPTIONS = (DEPLOYMENT_URL, API_KEY, MODELS, DURATION, REPORT)
+MAX_CONNECTIONS = _Option(
+    "--observatory-max-connections",
+    "observatory_max_connections",
+    "OBSERVATORY_MAX_CONNECTIONS",
+    "cap the session's connection pool, e.g. to mimic a client's pool limits (default: no cap, "
+    "the checks' concurrency bounds connections); waits for a connection are reported as "
+    "queue_ms, apart from latency",
+    "N",
+)
+ALL_OPTIONS = (DEPLOYMENT_URL, API_KEY, MODELS, DURATION, REPORT, MAX_CONNECTIONS)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -92,6 +101,7 @@ class Settings:
     models: tuple[str, ...] = ()
     duration_override_s: float | None = None
     report_path: Path | None = None
+    max_connections: int = 0
 
     @property
     def uses_mock(self) -> bool:
@@ -127,12 +137,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if override <= 0:
             raise pytest.UsageError(f"{source}={duration_text!r}: must be > 0")
     report, _ = _raw(config, REPORT)
+    connections_text, source = _raw(config, MAX_CONNECTIONS)
+    max_connections = 0
+    if connections_text is not None:
+        if not connections_text.isdigit() or int(connections_text) < 1:
+            raise pytest.UsageError(f"{source}={connections_text!r}: expected an integer >= 1")
+        max_connections = int(connections_text)
     return Settings(
         deployment_url=url,
         api_key=_raw(config, API_KEY)[0],
         models=models,
         duration_override_s=override,
         report_path=Path(report) if report is not None else None,
+        max_connections=max_connections,
     )
 
 

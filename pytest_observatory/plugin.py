@@ -62,6 +62,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"duration override={settings.duration_override_s:g}s")
     if settings.report_path is not None:
         parts.append(f"report={settings.report_path}")
+    if settings.max_connections:
+        parts.append(f"max connections={settings.max_connections}")
     return ["observatory: " + ", ".join(parts)]
 
 

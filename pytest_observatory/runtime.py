@@ -64,7 +64,7 @@ class DeploymentRuntime:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
 
         async def open_pool() -> aiohttp.ClientSession:
-            return open_session(headers, DEFAULT_TIMEOUT_S)
+            return open_session(headers, DEFAULT_TIMEOUT_S, self.settings.max_connections)
 
         return self.loop.run(open_pool())
 

@@ -31,6 +31,18 @@ def test_check(deployment):
         ("duration='1s', models=[]", "models=[[][]]: no model names"),
         ("duration='1s', models=[1, 2]", "models=[[]1, 2]: expected a list of model names*"),
         ("duration='1s', probes=0", "probes=0: must be between 1*"),
+        ("duration='1s', rate=0", "rate=0: must be > 0 and <= 100000"),
+        ("duration='1s', rate='fast'", "rate='fast': expected probes per second*"),
+        ("duration='1s', rate=1, arrival='burst'", "arrival='burst': expected one of constant*"),
+        ("duration='1s', arrival='poisson'", "arrival='poisson': needs rate=*"),
+        ("duration='1s', ramp='2s'", "ramp='2s': longer than the duration"),
+        ("duration='1s', window=0", "window=0: must be > 0"),
+        (
+            "duration='1s', max_window_failure_rate=1.5",
+            "max_window_failure_rate=1.5: must be in [[]0, 1)",
+        ),
+        ("duration='1s', max_p95_latency='fast'", "max_p95_latency='fast': expected a dur*"),
+        ("duration='1s', max_ttft_p95=-1", "max_ttft_p95=-1: expected a duration >= 0*"),
     ],
 )
 def test_marker_errors_name_test_argument_and_value(
@@ -77,6 +89,10 @@ def test_model_without_models_is_a_setup_error(pytester: pytest.Pytester) -> Non
         (["--deployment-url=ftp://gw"], "ERROR: --deployment-url='ftp://gw': expected an http(s)*"),
         (["--deployment-url=gw.example"], "ERROR: --deployment-url='gw.example': expected*"),
         (["--models=,"], "ERROR: --models=',': no model names in the list"),
+        (
+            ["--observatory-max-connections=0"],
+            "ERROR: --observatory-max-connections='0': expected an integer >= 1",
+        ),
         (
             ["--deployment-url=mock?failure_rate=abc"],
             "ERROR: --deployment-url='mock?failure_rate=abc': *failure_rate*",

@@ -248,3 +248,22 @@ def test_time_queued_for_a_connection_is_not_latency() -> None:
     for timing in timings:
         assert 95e6 <= timing.total_ns <= 150e6
         assert timing.status == 200 and timing.headers_ns <= timing.total_ns
+
+
+def test_a_capped_pool_reports_queue_time_apart(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='1s', concurrency=4",
+        "await deployment.chat(model, 'hi')",
+        "mock?latency=50ms",
+        "--observatory-max-connections=1",
+    )
+    result.assert_outcomes(passed=1)
+    http = check["http"]
+    # Four lanes share one connection, so requests wait for it (aiohttp hands it out
+    # unfairly: some wait far longer than three requests' time), yet the deployment's
+    # latency, per request and per probe, stays ~50 ms.
+    assert 50 <= http["total_ms"]["p50"] < 60
+    assert 50 <= check["latency_ms"]["p50"] < 60
+    assert http["queue_ms"]["p50"] > 40 and http["queue_ms"]["max"] > 100
+    result.stdout.fnmatch_lines(["observatory: *max connections=1*"])
