@@ -120,7 +120,9 @@ class CheckRunner:
             spec.concurrency, thread_name_prefix="observatory-probe"
         ) as executor:
             probe = _make_probe(item, executor, runtime)
-            run = CheckRun(spec, probe, CheckRecorder(spec.window_s, runtime.redact))
+            run = CheckRun(
+                spec, probe, CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
+            )
             future = runtime.loop.submit(run.run())
             try:
                 future.result()

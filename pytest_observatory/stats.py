@@ -2,7 +2,7 @@
 
 Latencies go into log-bucketed histograms (DDSketch-style: every quantile within 1% relative
 error, mergeable), never lists, so a 3-hour run costs what a minute costs. Error messages are
-counted with a bound on how many distinct ones are kept; failure bursts likewise.
+counted with a bound on how many distinct ones are kept; failures over time in fixed slices.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 RELATIVE_ACCURACY = 0.01
 MAX_DISTINCT_ERRORS = 50
-MAX_BURSTS = 1000
+MAX_SLICES = 600
+MIN_SLICE_S = 0.1
 OTHER_ERRORS = "(other error messages)"
 NS_PER_MS = 1_000_000
 
@@ -87,32 +88,25 @@ class Failure:
         self.error = error
 
 
-class Burst:
-    __slots__ = ("start_s", "end_s", "failures")
+class FailureTimeline:
+    """Probes and failures in fixed time slices (at most MAX_SLICES per run), so failure bursts
+    can be told from a steady background rate after the run, in constant memory."""
 
-    def __init__(self, t_s: float) -> None:
-        self.start_s = self.end_s = t_s
-        self.failures = 1
+    def __init__(self, duration_s: float) -> None:
+        self.slice_s = max(duration_s / MAX_SLICES, MIN_SLICE_S)
+        count = math.ceil(duration_s / self.slice_s) + 1
+        self.probes = [0] * count
+        self.failures = [0] * count
+        self.first_failure_s: list[float | None] = [None] * count
 
-
-class BurstTracker:
-    """Groups failures into bursts: a failure within ``gap_s`` of the last one extends it."""
-
-    def __init__(self, limit: int = MAX_BURSTS) -> None:
-        self.bursts: list[Burst] = []
-        self.uncounted = 0  # failures after the burst limit was reached
-        self._limit = limit
-
-    def add(self, t_s: float, gap_s: float) -> None:
-        last = self.bursts[-1] if self.bursts else None
-        if last is not None and last.start_s - gap_s <= t_s <= last.end_s + gap_s:
-            last.start_s = min(last.start_s, t_s)
-            last.end_s = max(last.end_s, t_s)
-            last.failures += 1
-        elif len(self.bursts) < self._limit:
-            self.bursts.append(Burst(t_s))
-        else:
-            self.uncounted += 1
+    def add(self, t_s: float, failed: bool) -> None:
+        index = min(max(int(t_s / self.slice_s), 0), len(self.probes) - 1)
+        self.probes[index] += 1
+        if failed:
+            self.failures[index] += 1
+            first = self.first_failure_s[index]
+            if first is None or t_s < first:
+                self.first_failure_s[index] = t_s
 
 
 class ProbeStats:
@@ -174,7 +168,9 @@ class CheckRecorder:
     timeout's 60 s says nothing about how fast the deployment answers. Probes are placed in
     time by their start (when the request left), relative to the check's start."""
 
-    def __init__(self, window_s: float, redact: Callable[[str], str] = str) -> None:
+    def __init__(
+        self, window_s: float, duration_s: float, redact: Callable[[str], str] = str
+    ) -> None:
         self.window_s = window_s
         self._redact = redact
         self.total = ProbeStats()
@@ -183,7 +179,7 @@ class CheckRecorder:
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
-        self.bursts = BurstTracker()
+        self.timeline = FailureTimeline(duration_s)
         self.http = HttpStats()
         self.streams = StreamStats()
 
@@ -191,6 +187,7 @@ class CheckRecorder:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.latency.record(latency_ms)
+        self.timeline.add(t_s, failed=False)
 
     def failure(self, model: str | None, t_s: float, category: str, message: str) -> None:
         message = self._redact(message)
@@ -201,18 +198,13 @@ class CheckRecorder:
         self.categories[category] += 1
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
-        self.bursts.add(t_s, self._burst_gap_s(t_s))
+        self.timeline.add(t_s, failed=True)
 
     def request_done(self, timing: RequestTiming) -> None:
         self.http.add(timing)
 
     def stream_done(self, result: StreamResult) -> None:
         self.streams.add(result)
-
-    def _burst_gap_s(self, t_s: float) -> float:
-        """Quiet time that ends a burst: five mean probe spacings, within [1 s, one window]."""
-        spacing = t_s / self.total.probes if self.total.probes else 0.0
-        return min(max(5 * spacing, 1.0), self.window_s)
 
     def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
         per_model = self.models.get(model)

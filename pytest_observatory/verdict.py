@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from typing import Any
 
 from .durations import format_duration
 from .marker import CheckSpec
 from .result import JSON, CheckResult, Verdict
-from .stats import CheckRecorder, LatencyHistogram, ProbeStats
+from .stats import CheckRecorder, FailureTimeline, LatencyHistogram, ProbeStats
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 TOP_ERRORS = 5
@@ -104,27 +105,31 @@ def summarize(histogram: LatencyHistogram) -> dict[str, float | None]:
 
 
 def onset(recording: CheckRecorder) -> JSON | None:
-    """When failures started, and whether they come back in bursts at a steady period (the
-    signature of a cache or credential TTL)."""
-    bursts = recording.bursts.bursts
+    """When failures started, and whether they come in bursts at a steady period (the
+    signature of a cache or credential TTL) rather than at a steady background rate."""
     first = recording.first_failure
-    if not bursts or first is None:
+    if first is None:
         return None
-    starts = sorted(burst.start_s for burst in bursts)
+    bursts = find_bursts(recording.timeline)
+    starts = [start for start, _, _ in bursts]
     period = _period(starts)
     if period is not None:
         summary = (
             f"failures in bursts every ~{format_duration(period)}, "
-            f"first at {format_duration(first.t_s)}"
+            f"first at {format_duration(starts[0])}"
         )
     elif len(bursts) == 1:
-        burst = bursts[0]
-        length = burst.end_s - burst.start_s
-        summary = f"one burst of {burst.failures} failures at {format_duration(burst.start_s)}"
-        if length > 0:
-            summary += f", lasting {format_duration(length)}"
+        start, end, failures = bursts[0]
+        summary = f"one burst of {failures} failures at {format_duration(start)}"
+        if end - start >= 1:
+            summary += f", lasting {format_duration(end - start)}"
+    elif bursts:
+        summary = f"{len(bursts)} bursts of failures, first at {format_duration(starts[0])}"
     else:
-        summary = f"{len(bursts)} bursts of failures, first at {format_duration(first.t_s)}"
+        summary = (
+            f"{recording.total.failures} failures spread over the run, "
+            f"first at {format_duration(first.t_s)}"
+        )
     return {
         "first_failure_s": round(first.t_s, 3),
         "bursts": len(bursts),
@@ -134,11 +139,56 @@ def onset(recording: CheckRecorder) -> JSON | None:
     }
 
 
+def find_bursts(timeline: FailureTimeline) -> list[tuple[float, float, int]]:
+    """Runs of slices with far more failures than the background rate explains.
+
+    The background is the pooled rate of all but the worst tenth of the slices; a slice is a
+    burst slice when its failures exceed the binomial expectation by 4 standard deviations
+    (plus one, and at least two failures). Runs of burst slices one quiet slice apart merge.
+    Returns (start_s, end_s, failures) per burst.
+    """
+    active = [i for i, n in enumerate(timeline.probes) if n]
+    if not active:
+        return []
+    rates = sorted(active, key=lambda i: timeline.failures[i] / timeline.probes[i])
+    kept = rates[: max(1, len(rates) - len(rates) // 10)]
+    probes = sum(timeline.probes[i] for i in kept)
+    background = max(sum(timeline.failures[i] for i in kept) / probes, 1 / (10 * probes))
+
+    def above(i: int, margin: float, extra: float) -> bool:
+        n, failed = timeline.probes[i], timeline.failures[i]
+        expected = n * background
+        return failed > expected + margin * math.sqrt(expected * (1 - background)) + extra
+
+    core = {i for i in active if timeline.failures[i] >= 2 and above(i, 4, 1)}
+    # A burst's edges usually fall inside slices that are only partly failing: take in the
+    # neighbours that still fail more than the background.
+    edges = {j for i in core for j in (i - 1, i + 1) if j in active and above(j, 1, 0)}
+    bursts: list[tuple[float, float, int]] = []
+    last_index = -10
+    for i in sorted(core | edges):
+        first = timeline.first_failure_s[i]
+        if first is None:
+            continue
+        end = (i + 1) * timeline.slice_s
+        if bursts and i - last_index <= 2:
+            start, _, count = bursts[-1]
+            bursts[-1] = (start, end, count + timeline.failures[i])
+        else:
+            bursts.append((first, end, timeline.failures[i]))
+        last_index = i
+    return bursts
+
+
 def _period(starts: list[float]) -> float | None:
-    if len(starts) < 3:
+    """A steady gap between burst starts: three or more bursts whose gaps agree, or two whose
+    gap matches the time from the run's start to the first (a TTL counted from the start)."""
+    if len(starts) < 2:
         return None
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     typical = statistics.median(gaps)
+    if len(starts) == 2:
+        gaps.append(starts[0])
     if typical <= 0 or any(abs(gap - typical) > PERIOD_TOLERANCE * typical for gap in gaps):
         return None
     return typical

@@ -107,6 +107,18 @@ def test_periodic_bursts_fail_a_window_threshold_and_show_their_period(
     )
 
 
+def test_bursts_show_through_a_background_failure_rate(pytester: pytest.Pytester) -> None:
+    result, check = run_check(
+        pytester,
+        "duration='10s', concurrency=2, max_failure_rate=0.5",
+        "await deployment.chat(model, 'hi')",
+        "mock?failure_rate=0.05&latency=10ms&burst_every=3s&burst_length=500ms",
+    )
+    result.assert_outcomes(passed=1)
+    assert check["onset"]["summary"].startswith("failures in bursts every ~3.0s, first at 3.0s")
+    assert check["first_failure"]["t_s"] < 1.5  # the background, long before the first burst
+
+
 def test_latency_thresholds_name_what_failed(pytester: pytest.Pytester) -> None:
     result, check = run_check(
         pytester,

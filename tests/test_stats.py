@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
-from pytest_observatory.stats import OTHER_ERRORS, CheckRecorder, ErrorCounter, LatencyHistogram
+from pytest_observatory.stats import (
+    OTHER_ERRORS,
+    CheckRecorder,
+    ErrorCounter,
+    FailureTimeline,
+    LatencyHistogram,
+)
+from pytest_observatory.verdict import _period, find_bursts
 
 
 def exact_quantile(values: list[float], q: float) -> float:
@@ -63,7 +71,7 @@ def test_error_counter_keeps_a_bounded_number_of_messages() -> None:
 
 
 def test_recorder_redacts_and_keeps_first_failure() -> None:
-    recorder = CheckRecorder(10.0, redact=lambda text: text.replace("sk-secret", "***"))
+    recorder = CheckRecorder(10.0, 60.0, redact=lambda text: text.replace("sk-secret", "***"))
     recorder.success("a", 0.5, 10.0)
     recorder.failure("b", 1.5, "http_5xx", "http_5xx: HTTP 500: bad key sk-secret")
     recorder.failure("a", 2.5, "timeout", "timeout: ReadTimeout")
@@ -72,3 +80,43 @@ def test_recorder_redacts_and_keeps_first_failure() -> None:
     assert recorder.first_failure.model == "b"
     assert "sk-secret" not in recorder.first_failure.error
     assert recorder.models["a"].probes == 2 and recorder.models["a"].failures == 1
+
+
+def timeline_with(
+    duration_s: float, rate_per_s: int, failing: Callable[[float, int], bool]
+) -> FailureTimeline:
+    timeline = FailureTimeline(duration_s)
+    for n in range(int(duration_s * rate_per_s)):
+        t = n / rate_per_s
+        timeline.add(t, failing(t, n))
+    return timeline
+
+
+def test_bursts_stand_out_from_a_background_rate() -> None:
+    """One probe per second for 3 hours, 2% failing at random, plus a 30-second burst every
+    hour on top: the bursts are found, hourly, and the background is not taken for one."""
+    rng = random.Random(3)
+
+    def failing(t: float, n: int) -> bool:
+        in_burst = t >= 3600 and t % 3600 < 30
+        return in_burst or rng.random() < 0.02
+
+    bursts = find_bursts(timeline_with(3 * 3600, 1, failing))
+    assert [start for start, _, _ in bursts] == [
+        pytest.approx(3600, abs=20),
+        pytest.approx(7200, abs=20),
+    ]
+    assert _period([start for start, _, _ in bursts]) == pytest.approx(3600, abs=20)
+
+
+def test_a_steady_failure_rate_has_no_bursts() -> None:
+    rng = random.Random(4)
+    assert find_bursts(timeline_with(600, 20, lambda t, n: rng.random() < 0.05)) == []
+
+
+def test_period_needs_consistent_gaps() -> None:
+    assert _period([60, 120, 180]) == 60
+    assert _period([60, 120]) == 60  # a TTL counted from the start
+    assert _period([30, 120]) is None
+    assert _period([60, 120, 300]) is None
+    assert _period([60]) is None
