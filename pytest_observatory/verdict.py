@@ -125,6 +125,8 @@ def onset(recording: CheckRecorder) -> JSON | None:
             summary += f", lasting {format_duration(end - start)}"
     elif bursts:
         summary = f"{len(bursts)} bursts of failures, first at {format_duration(starts[0])}"
+    elif recording.total.failures == 1:
+        summary = f"one failure, at {format_duration(first.t_s)}"
     else:
         summary = (
             f"{recording.total.failures} failures spread over the run, "
