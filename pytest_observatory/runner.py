@@ -116,29 +116,29 @@ class CheckRunner:
     def _run_check(self, item: pytest.Function, spec: CheckSpec) -> CheckResult:
         runtime = self._runtime
         runtime.set_request_timeout(spec.request_timeout_s)
-        with concurrent.futures.ThreadPoolExecutor(
+        # Not a `with` block: its exit would join a sync probe that hangs forever.
+        executor = concurrent.futures.ThreadPoolExecutor(
             spec.concurrency, thread_name_prefix="observatory-probe"
-        ) as executor:
-            probe = _make_probe(item, executor, runtime)
-            run = CheckRun(
-                spec, probe, CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
-            )
-            future = runtime.loop.submit(run.run())
-            try:
-                future.result()
-            except pytest.skip.Exception:
-                item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
-                raise
-            except BaseException as exc:
-                # Ctrl-C or pytest-timeout in this thread: stop the probes and keep the figures.
-                run.interrupt()
-                concurrent.futures.wait([future], timeout=INTERRUPT_WAIT_S)
-                result = item.stash[RESULT_KEY] = self._result(item, run, spec)
-                if isinstance(exc, KeyboardInterrupt) and not is_worker(self._config):
-                    self._publish(result)  # no test report follows a KeyboardInterrupt
-                raise
-            finally:
-                executor.shutdown(wait=False, cancel_futures=True)
+        )
+        probe = _make_probe(item, executor, runtime)
+        recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
+        run = CheckRun(spec, probe, recorder)
+        future = runtime.loop.submit(run.run())
+        try:
+            future.result()
+        except pytest.skip.Exception:
+            item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
+            raise
+        except BaseException as exc:
+            # Ctrl-C or pytest-timeout in this thread: stop the probes and keep the figures.
+            run.interrupt()
+            concurrent.futures.wait([future], timeout=INTERRUPT_WAIT_S)
+            result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+            if isinstance(exc, KeyboardInterrupt) and not is_worker(self._config):
+                self._publish(result)  # no test report follows a KeyboardInterrupt
+            raise
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
         result = item.stash[RESULT_KEY] = self._result(item, run, spec)
         return result
 

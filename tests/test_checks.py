@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -356,3 +357,30 @@ def test_sync(deployment, model):
     checks = json.loads(report.read_text())["checks"]
     assert sorted(c["nodeid"].split("::")[1] for c in checks) == ["test_chat", "test_sync"]
     assert all(c["probes"] > 10 and c["latency_ms"]["p50"] for c in checks)
+
+
+def test_a_hung_sync_probe_is_counted_and_does_not_hang_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+
+        release = threading.Event()
+
+        @pytest.mark.observatory(duration="300ms", request_timeout="300ms", max_failure_rate=0.9)
+        def test_hangs(model):
+            release.wait(30)  # far longer than the check and its grace
+
+        def test_after():
+            release.set()
+        """
+    )
+    report = pytester.path / "report.json"
+    started = time.monotonic()
+    result = pytester.runpytest("--deployment-url=mock", f"--observatory-report={report}")
+    assert time.monotonic() - started < 10, "the session waited for the hung probe"
+    result.assert_outcomes(failed=1, passed=1)
+    (check,) = json.loads(report.read_text())["checks"]
+    assert check["probes"] == 1 and check["failures"] == 1
+    assert check["errors"] == {"timeout: probe still running 0.3s after the check's end (hung)": 1}
+    assert check["duration_s"] < 2

@@ -95,9 +95,7 @@ def test_periodic_bursts_fail_a_window_threshold_and_show_their_period(
     assert {w["start_s"] for w in check["windows"]} == {0, 1, 2, 3, 4, 5, 6}
     # Failures fall only in the windows a burst touches (the mock's clock starts a little
     # before the check's, so a burst may straddle a window boundary).
-    touched = {
-        int(t) for start in onset["burst_starts_s"] for t in (start - 0.15, start + 0.45)
-    }
+    touched = {int(t) for start in onset["burst_starts_s"] for t in (start - 0.15, start + 0.45)}
     failing = {int(w["start_s"]) for w in check["windows"] if w["failures"]}
     assert failing <= touched and {0} & failing == set()
     assert sum(w["failures"] for w in check["windows"]) == check["failures"]
