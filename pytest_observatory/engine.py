@@ -68,6 +68,7 @@ class CheckRun:
         cancelled and counted as hung: a stream that never ends is a finding, not a wait."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._idle = asyncio.Event()
         self.start_ns = time.perf_counter_ns()
         self._deadline_ns = self.start_ns + int(self.spec.duration_s * NS_PER_S)
         if self.spec.rate is None:
@@ -97,20 +98,19 @@ class CheckRun:
         self._loop.call_soon_threadsafe(self._stop.set)
 
     async def _wait_idle(self, timeout_s: float) -> None:
-        """Until every task is done, a stop, or the timeout."""
-        assert self._loop is not None
-        until = self._loop.time() + timeout_s
-        stopped = asyncio.ensure_future(self._stop.wait())
+        """Until every task is done, a stop, or the timeout (O(1) per wake-up, however many
+        probes an open loop has in flight)."""
+        if not self._tasks or self._stop.is_set():
+            return
+        waiters = {
+            asyncio.ensure_future(self._stop.wait()),
+            asyncio.ensure_future(self._idle.wait()),
+        }
         try:
-            while self._tasks and not self._stop.is_set():
-                remaining = until - self._loop.time()
-                if remaining <= 0:
-                    return
-                await asyncio.wait(
-                    {stopped, *self._tasks}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopped.cancel()
+            for waiter in waiters:
+                waiter.cancel()
 
     def _seconds_until(self, ns: int) -> float:
         return max(0.0, (ns - time.perf_counter_ns()) / NS_PER_S)
@@ -161,6 +161,8 @@ class CheckRun:
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
     async def _lane(self, lane: int) -> None:
         spec = self.spec
