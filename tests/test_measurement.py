@@ -87,8 +87,10 @@ def test_periodic_bursts_fail_a_window_threshold_and_show_their_period(
     # Diluted in the pooled rate; a window shows the burst.
     assert check["failure_rate"] < 0.15
     onset = check["onset"]
-    assert onset["bursts"] == 3 and onset["period_s"] == pytest.approx(2.0, abs=0.1)
-    assert onset["summary"].startswith("failures in bursts every ~2.0s, first at 2.0s")
+    # Timing on a loaded 2-core machine (both xdist workers, mock and loops) jitters by ~0.1 s.
+    assert onset["bursts"] == 3 and onset["period_s"] == pytest.approx(2.0, abs=0.15)
+    assert onset["burst_starts_s"][0] == pytest.approx(2.0, abs=0.25)
+    assert onset["summary"].startswith("failures in bursts every ~")
     (error,) = check["errors"]
     assert error.endswith("Cannot send a request, as the client has been closed.")
     assert check["first_failure"]["model"] == "mock-gpt-4o"
@@ -102,7 +104,7 @@ def test_periodic_bursts_fail_a_window_threshold_and_show_their_period(
     result.stdout.fnmatch_lines(
         [
             "*window *s-*s: failure rate *% >= max_window_failure_rate 10.00%*",
-            "*onset: failures in bursts every ~2.0s, first at 2.0s*",
+            "*onset: failures in bursts every ~*s, first at *s*",
         ]
     )
 
@@ -115,7 +117,9 @@ def test_bursts_show_through_a_background_failure_rate(pytester: pytest.Pytester
         "mock?failure_rate=0.05&latency=10ms&burst_every=3s&burst_length=500ms",
     )
     result.assert_outcomes(passed=1)
-    assert check["onset"]["summary"].startswith("failures in bursts every ~3.0s, first at 3.0s")
+    onset = check["onset"]
+    assert onset["period_s"] == pytest.approx(3.0, abs=0.15)
+    assert onset["burst_starts_s"][0] == pytest.approx(3.0, abs=0.25)
     assert check["first_failure"]["t_s"] < 1.5  # the background, long before the first burst
 
 
