@@ -220,7 +220,7 @@ class _StreamReader:
                 self.bytes_in += len(raw_line)
                 if self._feed(raw_line.decode("utf-8", errors="replace").rstrip("\r\n")):
                     break
-        except (aiohttp.ServerTimeoutError, TimeoutError):
+        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):  # not builtin on 3.10
             raise StreamError(
                 f"stream stalled: no data for {self._timeout_s:g}s after {self.chunks} chunks",
                 "stream_stalled",

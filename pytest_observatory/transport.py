@@ -11,6 +11,7 @@ map aiohttp's faults to httpx's exception types, so probes see one consistent in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,7 +101,7 @@ def httpx_errors(request: httpx.Request | None = None) -> Iterator[None]:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
         raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-    except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
+    except asyncio.TimeoutError as exc:  # aiohttp's read timeouts; not builtin on 3.10
         raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
     except aiohttp.ClientConnectorError as exc:
         raise httpx.ConnectError(str(exc), request=request) from exc
