@@ -163,12 +163,20 @@ def find_bursts(timeline: FailureTimeline) -> list[tuple[float, float, int]]:
         return failed > expected + margin * math.sqrt(expected * (1 - background)) + extra
 
     core = {i for i in active if timeline.failures[i] >= 2 and above(i, 4, 1)}
-    # A burst's edges usually fall inside slices that are only partly failing: take in the
-    # neighbours that still fail more than the background.
-    edges = {j for i in core for j in (i - 1, i + 1) if j in active and above(j, 1, 0)}
+    # A burst's edges usually fall inside slices that are only partly failing: grow each burst
+    # over the neighbouring slices that still fail more than the background.
+    members = set(core)
+    frontier = list(core)
+    while frontier:
+        i = frontier.pop()
+        for j in (i - 1, i + 1):
+            if j not in members and 0 <= j < len(timeline.probes) and timeline.probes[j]:
+                if above(j, 1, 0):
+                    members.add(j)
+                    frontier.append(j)
     bursts: list[tuple[float, float, int]] = []
     last_index = -10
-    for i in sorted(core | edges):
+    for i in sorted(members):
         first = timeline.first_failure_s[i]
         if first is None:
             continue
