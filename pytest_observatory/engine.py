@@ -181,7 +181,7 @@ class CheckRun:
     async def _schedule(self) -> None:
         """Open loop: start probe k at its arrival time, come what may."""
         arrivals = self._arrival_offsets_ns()
-        ids = itertools.count(self.spec.concurrency)
+        ids = itertools.count()
         running: set[asyncio.Task[Any]] = set()
         for offset in arrivals:
             due = self.start_ns + offset

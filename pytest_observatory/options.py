@@ -102,10 +102,11 @@ class Settings:
     duration_override_s: float | None = None
     report_path: Path | None = None
     max_connections: int = 0
+    mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
 
     @property
     def uses_mock(self) -> bool:
-        return self.deployment_url is not None and self.deployment_url.split("?")[0] == MOCK_URL
+        return self.mock is not None
 
     @property
     def display_url(self) -> str | None:
@@ -117,16 +118,15 @@ class Settings:
 def resolve_settings(config: pytest.Config) -> Settings:
     """Read every option with its fallbacks; raise pytest.UsageError naming the bad source."""
     url, source = _raw(config, DEPLOYMENT_URL)
-    if url is not None:
-        _check_url(url, source)
+    mock = None if url is None else _check_url(url, source)
     models_text, source = _raw(config, MODELS)
     models: tuple[str, ...] = ()
     if models_text is not None:
         models = tuple(name.strip() for name in models_text.split(",") if name.strip())
         if not models:
             raise pytest.UsageError(f"{source}={models_text!r}: no model names in the list")
-    elif url is not None and url.split("?")[0] == MOCK_URL:
-        models = MockSettings.from_query(urlsplit(url).query).models
+    elif mock is not None:
+        models = mock.models
     duration_text, source = _raw(config, DURATION)
     override: float | None = None
     if duration_text is not None:
@@ -150,6 +150,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         duration_override_s=override,
         report_path=Path(report) if report is not None else None,
         max_connections=max_connections,
+        mock=mock,
     )
 
 
@@ -169,15 +170,16 @@ def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     return (value or None), option.ini
 
 
-def _check_url(url: str, source: str) -> None:
+def _check_url(url: str, source: str) -> MockSettings | None:
+    """Validate the URL; for ``mock``, return the embedded gateway's knobs from its query."""
     if url.split("?")[0] == MOCK_URL:
         try:
-            MockSettings.from_query(urlsplit(url).query)
+            return MockSettings.from_query(urlsplit(url).query)
         except ValueError as exc:
             raise pytest.UsageError(f"{source}={url!r}: {exc}") from None
-        return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise pytest.UsageError(
             f"{source}={redact_url(url)!r}: expected an http(s):// URL or 'mock'"
         )
+    return None

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
 
 from .loop import SessionLoop
-from .mock.settings import MockSettings
 from .options import Settings
 from .redact import redact_url, scrub
 
@@ -37,15 +35,14 @@ class DeploymentRuntime:
 
     @cached_property
     def base_url(self) -> str:
-        url = self.settings.deployment_url
+        url, mock = self.settings.deployment_url, self.settings.mock
         if url is None:
             pytest.skip("no --deployment-url")
-        if not self.settings.uses_mock:
+        if mock is None:
             return url
         from .mock.server import MockGateway
 
-        # The query was validated when the options were resolved.
-        self._mock = MockGateway(MockSettings.from_query(urlsplit(url).query))
+        self._mock = MockGateway(mock)
         return self._mock.start()
 
     @property

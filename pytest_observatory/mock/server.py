@@ -51,15 +51,16 @@ class _Gateway:
 
     def __init__(self, settings: MockSettings) -> None:
         self.settings = settings
-        self.stats = MockStats()
+        self.requests = 0
+        self.connections = 0
+        self.failures_injected = 0
         self._failures = _EveryNth(settings.failure_rate)
         self._stream_faults = _EveryNth(settings.stream_fault_rate)
         self._burst_model = settings.burst_model or settings.models[0]
         self.started_at = time.monotonic()  # reset when the server starts listening
 
-    def count(self, **increments: int) -> None:
-        current = asdict(self.stats)
-        self.stats = MockStats(**{k: current[k] + increments.get(k, 0) for k in current})
+    def stats(self) -> MockStats:
+        return MockStats(self.requests, self.connections, self.failures_injected)
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -75,7 +76,7 @@ class _Gateway:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/mock/stats":
             return await handler(request)
-        self.count(requests=1)
+        self.requests += 1
         expected = self.settings.api_key
         if expected and request.headers.get("Authorization") != f"Bearer {expected}":
             return _error(401, "invalid api key", "authentication_error")
@@ -85,7 +86,7 @@ class _Gateway:
         return web.json_response({"status": "ok"})
 
     async def stats_endpoint(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(asdict(self.stats))
+        return web.json_response(asdict(self.stats()))
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         created = int(time.time())
@@ -101,7 +102,7 @@ class _Gateway:
             return problem
         count = self.settings.tokens or int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
         words = [f"tok{i}" for i in range(1, count + 1)]
-        completion_id = f"chatcmpl-mock-{self.stats.requests}"
+        completion_id = f"chatcmpl-mock-{self.requests}"
         usage = {
             "prompt_tokens": _prompt_tokens(body["messages"]),
             "completion_tokens": len(words),
@@ -174,7 +175,7 @@ class _Gateway:
     async def _fault(
         self, request: web.Request, response: web.StreamResponse, fault: str
     ) -> web.StreamResponse:
-        self.count(failures_injected=1)
+        self.failures_injected += 1
         if fault == "stall":
             await asyncio.sleep(STALL_S)  # cancelled when the client disconnects
         elif fault == "truncate":
@@ -222,10 +223,10 @@ class _Gateway:
         if self.settings.latency_s:
             await asyncio.sleep(self.settings.latency_s)
         if self._in_burst(body["model"]):
-            self.count(failures_injected=1)
+            self.failures_injected += 1
             return body, _error(500, CLIENT_CLOSED, "server_error")
         if self._failures.fire():
-            self.count(failures_injected=1)
+            self.failures_injected += 1
             status = self.settings.failure_status
             return body, _error(
                 status,
@@ -284,7 +285,8 @@ class MockGateway:
         return self._gateway.settings
 
     def stats(self) -> MockStats:
-        return self._gateway.stats  # an immutable snapshot, replaced atomically
+        """Counters as of now; the server thread only ever increments them."""
+        return self._gateway.stats()
 
     def start(self) -> str:
         if self._thread is not None:
@@ -355,7 +357,7 @@ class _listening:
         assert protocol_factory is not None
 
         def accept() -> asyncio.BaseProtocol:
-            self._gateway.count(connections=1)
+            self._gateway.connections += 1
             return protocol_factory()
 
         loop = asyncio.get_running_loop()

@@ -92,12 +92,6 @@ def _number(text: str) -> float:
         raise ValueError("expected a number") from None
 
 
-def _status(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError("expected an HTTP status code")
-    return int(text)
-
-
 def _count(text: str) -> int:
     if not text.isdigit():
         raise ValueError("expected a whole number")
@@ -111,7 +105,7 @@ def parse_models(text: str) -> tuple[str, ...]:
 _QUERY_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "latency": ("latency_s", parse_duration),
     "failure_rate": ("failure_rate", _number),
-    "failure_status": ("failure_status", _status),
+    "failure_status": ("failure_status", _count),
     "models": ("models", parse_models),
     "api_key": ("api_key", str),
     "tokens": ("tokens", _count),
