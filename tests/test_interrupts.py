@@ -28,13 +28,15 @@ def wait_for_probes(pytester: pytest.Pytester, marker_file: str, timeout_s: floa
 
 def test_ctrl_c_reports_an_interrupted_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        LONG_CHECK
-        + """
-import pathlib
-@pytest.fixture(autouse=True)
-def started():
-    pathlib.Path("started").touch()
-"""
+        """
+        import pathlib
+        import pytest
+
+        @pytest.mark.observatory(duration="1h", interval="20ms")
+        async def test_long(deployment, model):
+            pathlib.Path("started").touch()  # the first probe has run
+            await deployment.chat(model, "hi")
+        """
     )
     report = pytester.path / "report.json"
     process = pytester.popen(
