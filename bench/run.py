@@ -1,12 +1,13 @@
 """Benchmarks for the targets of the measurement issue; see bench/README.md for results.
 
-    python bench/run.py [--seconds 10] [--locust PATH] [--only throughput,latency,memory,import]
+    python bench/run.py [--seconds 10] [--locust PATH] [--only throughput,openloop,...]
 
 throughput  one fast static endpoint (nginx on core 0 when installed, else the mock gateway),
             clients pinned to core 1, 32 in flight: locust FastHttpUser, raw aiohttp, and the
             engine with `await deployment.chat(...)`; prints requests/s and the ratios.
-latency     the mock answering after a fixed 50 ms, the engine at concurrency 64: measured
-            p50/p99 against 50 ms.
+openloop    the same endpoint, an open loop at 3000 probes/s: achieved rate and late starts.
+latency     nginx (or the mock) answering after a fixed 50 ms, the engine and a bare aiohttp
+            client at concurrency 64: measured p50/p99 against 50 ms.
 memory      peak RSS of a session after 100,000 and after 1,000,000 trivial probes.
 import      `pytest --collect-only` of 200 plain tests with and without the plugin.
 
@@ -30,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SERVER_CORE, CLIENT_CORE = "0", "1"
 CHAT_BODY = json.dumps(
@@ -221,7 +223,7 @@ def run_aiohttp(url: str, seconds: float, concurrency: int) -> dict[str, float]:
 
 def run_engine(
     url: str, seconds: float, concurrency: int, workdir: Path, extra: str = ""
-) -> dict[str, object]:
+) -> dict[str, Any]:
     test = workdir / "test_bench_engine.py"
     test.write_text(CHECK.format(seconds=seconds, concurrency=concurrency, extra=extra))
     report = workdir / "engine.json"
@@ -242,7 +244,7 @@ def run_engine(
     subprocess.run(
         pinned(CLIENT_CORE, command), capture_output=True, timeout=seconds + 120, cwd=workdir
     )
-    check: dict[str, object] = json.loads(report.read_text())["checks"][0]
+    check: dict[str, Any] = json.loads(report.read_text())["checks"][0]
     return check
 
 
@@ -267,6 +269,19 @@ def throughput(args: argparse.Namespace, workdir: Path) -> None:
             if name in results:
                 print(f"engine / {name:<13} {engine / results[name]:>9.2f}x")
         print(f"engine failures: {check['failures']}")
+
+
+def open_loop(args: argparse.Namespace, workdir: Path) -> None:
+    with endpoint(workdir) as (url, description):
+        print(f"## open loop: {description}, rate=3000 on core {CLIENT_CORE}")
+        check = run_engine(url, args.seconds, 1024, workdir, extra=", rate=3000")
+        load = check["load"]
+        assert isinstance(load, dict)
+        print(
+            f"scheduled {load['scheduled_probes']}, started {check['probes']}, "
+            f"achieved {load['achieved_rate']:,.1f}/s, late {load['late_probes']}, "
+            f"max lag {load['max_lag_ms']} ms"
+        )
 
 
 def latency(args: argparse.Namespace, workdir: Path) -> None:
@@ -369,10 +384,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=15, help="runs of the import benchmark")
     parser.add_argument("--locust", default=None, help="the locust executable")
-    parser.add_argument("--only", default="throughput,latency,memory,import")
+    parser.add_argument("--only", default="throughput,openloop,latency,memory,import")
     args = parser.parse_args()
     benchmarks = {
         "throughput": throughput,
+        "openloop": open_loop,
         "latency": latency,
         "memory": memory,
         "import": import_overhead,
