@@ -86,3 +86,45 @@ def test_checks_get_a_timeout_that_outlasts_their_duration(pytester: pytest.Pyte
     pytester.makepyfile(LONG_CHECK.replace('duration="1h"', 'duration="2s"'))
     result = pytester.runpytest_subprocess("--deployment-url=mock", "--timeout=1")
     result.assert_outcomes(passed=1)
+
+
+HUNG_SYNC_PROBE = """
+import pathlib, time
+import pytest
+
+@pytest.mark.observatory(duration="1s", request_timeout="1s")
+def test_hangs(deployment):
+    pathlib.Path("started").touch()
+    time.sleep(60)
+"""
+
+
+def test_a_hung_sync_probe_does_not_keep_pytest_alive(pytester: pytest.Pytester) -> None:
+    """Reported hung at duration + request_timeout; the process then ends, whatever the probe's
+    thread still does (worker threads are never joined)."""
+    pytester.makepyfile(HUNG_SYNC_PROBE)
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess(
+        "--deployment-url=mock", "--observatory-report=r.json", timeout=60
+    )
+    assert time.monotonic() - started < 20  # the probe sleeps 60 s
+    result.assert_outcomes(failed=1)
+    (check,) = json.loads((pytester.path / "r.json").read_text())["checks"]
+    assert check["error_categories"] == {"timeout": 1}
+    assert "(hung)" in next(iter(check["errors"]))
+
+
+def test_ctrl_c_during_a_hung_sync_probe_ends_the_process(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HUNG_SYNC_PROBE.replace('duration="1s"', 'duration="1h"'))
+    process = pytester.popen(
+        [sys.executable, "-m", "pytest", "--deployment-url=mock"], stdin=subprocess.DEVNULL
+    )
+    try:
+        wait_for_probes(pytester, "started")
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=20)  # the probe sleeps 60 s
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED
+    assert "= observatory =" in stdout.decode()
