@@ -26,6 +26,24 @@ def wait_for_probes(pytester: pytest.Pytester, marker_file: str, timeout_s: floa
         time.sleep(0.1)
 
 
+def ctrl_c(pytester: pytest.Pytester, after_s: float, *argv: str) -> tuple[int, str]:
+    """Run pytest in a child, press Ctrl-C `after_s` after the first probe started, and return
+    its exit status and output; a child still alive 20 s later fails the test."""
+    process = pytester.popen(
+        [sys.executable, "-m", "pytest", "--deployment-url=mock", *argv],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_probes(pytester, "started")
+        time.sleep(after_s)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout.decode()
+
+
 def test_ctrl_c_reports_an_interrupted_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -39,20 +57,8 @@ def test_ctrl_c_reports_an_interrupted_check(pytester: pytest.Pytester) -> None:
         """
     )
     report = pytester.path / "report.json"
-    process = pytester.popen(
-        [sys.executable, "-m", "pytest", "--deployment-url=mock", f"--observatory-report={report}"],
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_probes(pytester, "started")
-        time.sleep(1.5)
-        process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    output = stdout.decode()
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    returncode, output = ctrl_c(pytester, 1.5, f"--observatory-report={report}")
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
     assert "INTERRUPTED" in output and "= observatory =" in output
     (check,) = json.loads(report.read_text())["checks"]
     assert check["verdict"] == "interrupted"
@@ -116,15 +122,6 @@ def test_a_hung_sync_probe_does_not_keep_pytest_alive(pytester: pytest.Pytester)
 
 def test_ctrl_c_during_a_hung_sync_probe_ends_the_process(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(HUNG_SYNC_PROBE.replace('duration="1s"', 'duration="1h"'))
-    process = pytester.popen(
-        [sys.executable, "-m", "pytest", "--deployment-url=mock"], stdin=subprocess.DEVNULL
-    )
-    try:
-        wait_for_probes(pytester, "started")
-        process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=20)  # the probe sleeps 60 s
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == pytest.ExitCode.INTERRUPTED
-    assert "= observatory =" in stdout.decode()
+    returncode, output = ctrl_c(pytester, 0.0)  # the probe sleeps 60 s; the child gets 20
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "= observatory =" in output
