@@ -64,6 +64,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if settings.fail_fast:
+        parts.append("fail-fast")
     return ["observatory: " + ", ".join(parts)]
 
 

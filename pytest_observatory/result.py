@@ -39,6 +39,7 @@ class CheckResult:
     load: JSON = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stopped_early: JSON | None = None  # fail-fast: reason, t_s, probes, failures
 
     def to_dict(self) -> JSON:
         return asdict(self)

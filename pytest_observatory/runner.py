@@ -21,11 +21,13 @@ import pytest
 from .engine import CheckRun, Probe
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
+from .reporting.failure_text import explain
 from .result import CheckResult
 from .runtime import DeploymentRuntime
+from .sequential import FailFast
 from .stats import CheckRecorder
 from .threads import DaemonThreadPool
-from .verdict import explain, judge
+from .verdict import judge
 
 FUNCTION_KEY = pytest.StashKey[Callable[..., Any]]()
 SPEC_KEY = pytest.StashKey[CheckSpec]()
@@ -121,27 +123,35 @@ class CheckRunner:
         probe = _make_probe(item, executor, runtime)
         recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
         run = CheckRun(spec, probe, recorder)
+        fail_fast = FailFast(spec, lambda: run.elapsed_s, run.stop) if spec.fail_fast else None
+        if fail_fast is not None:
+            recorder.listen(fail_fast)
         future = runtime.loop.submit(run.run())
         try:
             future.result()
         except pytest.skip.Exception:
-            item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
+            item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast, skipped=True)
             raise
         except BaseException as exc:
             # Ctrl-C or pytest-timeout in this thread: stop the probes and keep the figures.
             run.interrupt()
             concurrent.futures.wait([future], timeout=INTERRUPT_WAIT_S)
-            result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+            result = item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast)
             if isinstance(exc, KeyboardInterrupt) and not is_worker(self._config):
                 self._publish(result)  # no test report follows a KeyboardInterrupt
             raise
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
-        result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+        result = item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast)
         return result
 
     def _result(
-        self, item: pytest.Item, run: CheckRun, spec: CheckSpec, skipped: bool = False
+        self,
+        item: pytest.Item,
+        run: CheckRun,
+        spec: CheckSpec,
+        fail_fast: FailFast | None,
+        skipped: bool = False,
     ) -> CheckResult:
         result = judge(
             item.nodeid,
@@ -151,6 +161,7 @@ class CheckRunner:
             interrupted=run.interrupted,
             load=run.load_summary(),
             notes=run.notes(),
+            stopped_early=None if fail_fast is None else fail_fast.decision,
         )
         if skipped:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
+from typing import Protocol
 
 from .observe import RequestTiming, StreamResult
 
@@ -166,6 +167,14 @@ class StreamStats:
         self.ttft_ms.record(ttft_ms)
 
 
+class ProbeListener(Protocol):
+    """Told of every probe as it starts and as it completes, e.g. the fail-fast rule."""
+
+    def probe_started(self, t_s: float) -> None: ...
+
+    def probe_done(self, t_s: float, failed: bool) -> None: ...
+
+
 class CheckRecorder:
     """Every outcome of one check. Probe latency is taken from successful probes only: a
     timeout's 60 s says nothing about how fast the deployment answers. Probes are placed in
@@ -185,12 +194,22 @@ class CheckRecorder:
         self.timeline = FailureTimeline(duration_s)
         self.http = HttpStats()
         self.streams = StreamStats()
+        self._listeners: list[ProbeListener] = []
+
+    def listen(self, listener: ProbeListener) -> None:
+        self._listeners.append(listener)
+
+    def probe_started(self, t_s: float) -> None:
+        for listener in self._listeners:
+            listener.probe_started(t_s)
 
     def success(self, model: str | None, t_s: float, latency_ms: float) -> None:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.latency.record(latency_ms)
         self.timeline.add(t_s, failed=False)
+        for listener in self._listeners:
+            listener.probe_done(t_s, False)
 
     def failure(self, model: str | None, t_s: float, category: str, message: str) -> None:
         message = self._redact(message)
@@ -202,6 +221,8 @@ class CheckRecorder:
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
         self.timeline.add(t_s, failed=True)
+        for listener in self._listeners:
+            listener.probe_done(t_s, True)
 
     def request_done(self, timing: RequestTiming) -> None:
         self.http.add(timing)

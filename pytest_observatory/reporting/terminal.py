@@ -6,6 +6,7 @@ import pytest
 
 from ..durations import format_duration
 from ..result import JSON, CheckResult
+from ..sequential import StopDecision
 
 QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
@@ -33,6 +34,8 @@ class TerminalSummary:
         write(HEADER)
         for result in self._results:
             write(_row(result), **_markup(result))
+            if result.stopped_early:
+                write(f"{'':<12} {StopDecision(**result.stopped_early).headline()}")
             for name, model in result.models.items():
                 label = "  " + name
                 write(
@@ -50,7 +53,7 @@ def _row(result: CheckResult) -> str:
     if result.verdict == "skipped" and not result.probes:
         return f"{'SKIPPED':<12} {'-':>9} {'-':>8} {'-':>9} {'-':>9} {'-':>9}  {result.nodeid}"
     return _cells(
-        result.verdict.upper(),
+        result.verdict.upper() + (" early" if result.stopped_early else ""),
         result.duration_s,
         result.probes,
         result.failure_rate,
