@@ -10,17 +10,19 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .observe import RequestTiming, StreamResult
 
 RELATIVE_ACCURACY = 0.01
 MAX_DISTINCT_ERRORS = 50
 MAX_SLICES = 600
+EXACT_FAILURE_TIMES = 256
 MIN_SLICE_S = 0.1
 OTHER_ERRORS = "(other error messages)"
 NS_PER_MS = 1_000_000
 TRANSPORT_TIMED = "transport"  # streams timed at the transport: TTFT only, tokens unknown
+Key = TypeVar("Key")
 
 
 class LatencyHistogram:
@@ -67,11 +69,12 @@ class ErrorCounter:
         self._limit = limit
         self._counts: Counter[str] = Counter()
 
-    def add(self, message: str) -> None:
-        if message in self._counts or len(self._counts) < self._limit:
-            self._counts[message] += 1
-        else:
-            self._counts[OTHER_ERRORS] += 1
+    def add(self, message: str) -> str:
+        """Count the message; return the key it was counted under."""
+        if message not in self._counts and len(self._counts) >= self._limit:
+            message = OTHER_ERRORS
+        self._counts[message] += 1
+        return message
 
     def most_common(self) -> list[tuple[str, int]]:
         return self._counts.most_common()
@@ -105,6 +108,34 @@ class FailureTimeline:
             first = self.first_failure_s[index]
             if first is None or t_s < first:
                 self.first_failure_s[index] = t_s
+
+
+class FailureTimes:
+    """When one model's (or one error message's) failures happened, in bounded memory: the
+    first EXACT_FAILURE_TIMES exactly, later ones as counts per slice of the run (the failure
+    timeline's slices). Sparse failures, one or two per recurrence, are what this is for: a
+    pooled timeline hides them among slices with many probes."""
+
+    __slots__ = ("exact", "coarse", "slice_s", "count")
+
+    def __init__(self, slice_s: float) -> None:
+        self.exact: list[float] = []
+        self.coarse: Counter[int] = Counter()
+        self.slice_s = slice_s
+        self.count = 0
+
+    def add(self, t_s: float) -> None:
+        self.count += 1
+        if len(self.exact) < EXACT_FAILURE_TIMES:
+            self.exact.append(t_s)
+        else:
+            self.coarse[int(t_s / self.slice_s)] += 1
+
+    def events(self) -> list[tuple[float, int]]:
+        """(time, failures) in time order: one per exact failure, one per coarse slice."""
+        exact = [(t, 1) for t in self.exact]
+        coarse = [(index * self.slice_s, n) for index, n in self.coarse.items()]
+        return sorted(exact + coarse)
 
 
 class ProbeStats:
@@ -192,6 +223,10 @@ class CheckRecorder:
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
         self.timeline = FailureTimeline(duration_s)
+        # Failure times for the onset analysis: all failures, per model, per counted message.
+        self.failure_times = FailureTimes(self.timeline.slice_s)
+        self.model_failure_times: dict[str | None, FailureTimes] = {}
+        self.error_failure_times: dict[str, FailureTimes] = {}
         self.http = HttpStats()
         self.streams = StreamStats()
         self._listeners: list[ProbeListener] = []
@@ -216,8 +251,11 @@ class CheckRecorder:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.failures += 1
-        self.errors.add(message)
+        key = self.errors.add(message)
         self.categories[category] += 1
+        self.failure_times.add(t_s)
+        self._failure_times(self.model_failure_times, model).add(t_s)
+        self._failure_times(self.error_failure_times, key).add(t_s)
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
         self.timeline.add(t_s, failed=True)
@@ -232,6 +270,12 @@ class CheckRecorder:
 
     def stream_done(self, result: StreamResult) -> None:
         self.streams.add(result)
+
+    def _failure_times(self, table: dict[Key, FailureTimes], key: Key) -> FailureTimes:
+        times = table.get(key)
+        if times is None:
+            times = table[key] = FailureTimes(self.timeline.slice_s)
+        return times
 
     def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
         per_model = self.models.get(model)

@@ -65,7 +65,7 @@ def judge(
             if name is not None
         },
         windows=_windows(recording, duration_s),
-        onset=onset(recording),
+        onset=onset(recording, duration_s),
         http=(
             {
                 "requests": http.requests,

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..durations import format_duration
-from ..result import CheckResult
+from ..result import JSON, CheckResult
 
 TOP_ERRORS = 5
+SHOWN_MESSAGE = 80  # characters of an error message in its onset line
 
 
 def explain(result: CheckResult) -> str:
@@ -23,7 +24,7 @@ def explain(result: CheckResult) -> str:
         for message, count in list(result.errors.items())[:TOP_ERRORS]:
             lines.append(f"    {count:>6} x {message}")
     if result.onset:
-        lines.append(f"  onset: {result.onset['summary']}")
+        lines.extend("  " + line for line in onset_lines(result.onset))
     first: dict[str, Any] | None = result.first_failure
     if first:
         on_model = f" on {first['model']}" if first["model"] else ""
@@ -38,3 +39,16 @@ def explain(result: CheckResult) -> str:
         )
     lines.extend(f"  note: {note}" for note in result.notes)
     return "\n".join(lines)
+
+
+def onset_lines(onset: JSON) -> list[str]:
+    """The pooled onset, then one line per model and per top error message when there are
+    several: a TTL bug often hits one model only, one or two failures at a time."""
+    lines = [f"onset: {onset['summary']}"]
+    for key in ("models", "errors"):
+        patterns: JSON = onset.get(key) or {}
+        if len(patterns) > 1:
+            for name, pattern in patterns.items():
+                label = name if len(name) <= SHOWN_MESSAGE else name[: SHOWN_MESSAGE - 1] + "…"
+                lines.append(f"  {label}: {pattern['summary']}")
+    return lines

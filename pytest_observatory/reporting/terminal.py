@@ -7,6 +7,7 @@ import pytest
 from ..durations import format_duration
 from ..result import JSON, CheckResult
 from ..sequential import StopDecision
+from .failure_text import onset_lines
 
 QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
@@ -44,7 +45,8 @@ class TerminalSummary:
                     )
                 )
             if result.onset:
-                write(f"{'':<12} onset: {result.onset['summary']}")
+                for line in onset_lines(result.onset):
+                    write(f"{'':<12} {line}")
             for note in result.notes:
                 write(f"{'':<12} note: {note}", yellow=True)
 
