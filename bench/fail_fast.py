@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from run import run_check  # bench/run.py: this script runs from bench/
 
 CHECK = """
 import pytest
@@ -46,23 +45,12 @@ SCENARIOS = {
 def run(name: str, fail_fast: bool, duration: str, limit_s: float, workdir: Path) -> str:
     folder = workdir / f"{name}-{fail_fast}"
     folder.mkdir()
-    (folder / "test_release.py").write_text(CHECK.format(duration=duration, fail_fast=fail_fast))
-    report = folder / "report.json"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--deployment-url={SCENARIOS[name]}",
-        "--models=mock-gpt-4o,mock-gpt-4o-mini",
-        f"--observatory-report={report}",
-    ]
+    test = folder / "test_release.py"
+    test.write_text(CHECK.format(duration=duration, fail_fast=fail_fast))
+    argv = [f"--deployment-url={SCENARIOS[name]}", "--models=mock-gpt-4o,mock-gpt-4o-mini"]
     started = time.monotonic()
-    subprocess.run(command, capture_output=True, timeout=limit_s, cwd=folder)
+    check = run_check(test, argv, limit_s)
     wall_s = time.monotonic() - started
-    check: dict[str, Any] = json.loads(report.read_text())["checks"][0]
     stopped = check["stopped_early"]
     reason = "ran the full duration" if stopped is None else stopped["reason"]
     return (
