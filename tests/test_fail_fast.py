@@ -211,6 +211,22 @@ def test_a_dead_deployment_fails_a_ten_minute_check_within_seconds(
     )
 
 
+def test_stopped_early_crosses_from_an_xdist_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_release=CHECK.format(duration="10m", args=", fail_fast=True"))
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--deployment-url=http://127.0.0.1:9",
+        "--models=a,b",
+        f"--observatory-report={report}",
+    )
+    result.assert_outcomes(failed=1)
+    (check,) = json.loads(report.read_text())["checks"]
+    assert check["stopped_early"]["probes"] == 7
+    result.stdout.fnmatch_lines(["FAILED early *test_release.py::test_check"])
+
+
 @pytest.mark.parametrize("source", ["flag", "env", "ini"])
 def test_the_session_option_turns_fail_fast_on(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_observatory.onset import onset
+from pytest_observatory.onset import failure_pattern, onset
 from pytest_observatory.stats import EXACT_FAILURE_TIMES, MAX_SLICES, CheckRecorder, FailureTimes
 
 CLOSED = "client_closed: Cannot send a request, as the client has been closed"
@@ -126,6 +126,20 @@ def test_failure_times_are_kept_in_bounded_memory() -> None:
     assert len(times.exact) == EXACT_FAILURE_TIMES
     assert len(times.coarse) <= MAX_SLICES + 1
     assert sum(count for _, count in times.events()) == 200_000
+
+
+def test_the_period_survives_past_the_exact_failure_times() -> None:
+    """Hourly bursts of 300 failures each: beyond the first 256 only per-slice counts are
+    kept, and the bursts and their period still come out."""
+    duration_s = 3 * 3600
+    times = FailureTimes(slice_s=duration_s / MAX_SLICES)
+    for hour in (1, 2):
+        for i in range(300):
+            times.add(hour * 3600 + i * 0.1)
+    assert times.coarse
+    pattern = failure_pattern(times, probes=100_000, duration_s=duration_s)
+    assert [round(start) for start, _, _ in pattern.clusters] == [3600, 7200]
+    assert pattern.period_s == pytest.approx(3600, rel=0.01)
 
 
 def test_per_model_onset_from_the_mock_ttl_mode(pytester: pytest.Pytester) -> None:
