@@ -258,7 +258,7 @@ def test_a_marker_opts_out_of_the_session_fail_fast(pytester: pytest.Pytester) -
 
 def test_a_healthy_deployment_never_passes_early(pytester: pytest.Pytester) -> None:
     result, check = run_session(
-        pytester, "mock?failure_rate=0.005", "1s", ", fail_fast=True, max_failure_rate=0.05"
+        pytester, "mock?failure_rate=0.02", "1s", ", fail_fast=True, max_failure_rate=0.2"
     )
     result.assert_outcomes(passed=1)
     assert check["stopped_early"] is None and check["duration_s"] >= 1.0
@@ -292,7 +292,7 @@ def test_a_ttl_burst_fails_a_ten_minute_check_within_the_burst_plus_one_window(
     window_s = 2.0 if "window=" in args else 10.0
     # The mock's clock starts with the session, a little before the check: its first burst
     # falls at most `every_s` into the check.
-    assert every_s - 1.0 < stopped["t_s"] <= every_s + length_s + window_s + 0.5
+    assert check["first_failure"]["t_s"] <= stopped["t_s"] <= every_s + length_s + window_s + 0.5
     assert check["duration_s"] < every_s + length_s + window_s + 2
     assert pytest.importorskip("fnmatch").fnmatch(stopped["reason"], reason)
     assert check["first_failure"]["error"].endswith("the client has been closed.")

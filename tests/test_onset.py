@@ -143,7 +143,7 @@ def test_the_period_survives_past_the_exact_failure_times() -> None:
 
 
 def test_per_model_onset_from_the_mock_ttl_mode(pytester: pytest.Pytester) -> None:
-    """The mock's TTL mode on its first model, short bursts: one or two failures each."""
+    """The mock's TTL mode on its first model, short bursts: a few failures each."""
     pytester.makepyfile(
         """
         import pytest
@@ -155,7 +155,7 @@ def test_per_model_onset_from_the_mock_ttl_mode(pytester: pytest.Pytester) -> No
     )
     report = pytester.path / "report.json"
     result = pytester.runpytest(
-        "--deployment-url=mock?burst_every=3s&burst_length=150ms",
+        "--deployment-url=mock?burst_every=3s&burst_length=300ms",
         f"--observatory-report={report}",
     )
     result.assert_outcomes(failed=1)
