@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from .durations import parse_duration
+from .history.compare import RegressionLimit, parse_max_regression
 from .mock.settings import MockSettings
 from .redact import redact_url
 
@@ -76,7 +78,57 @@ MAX_CONNECTIONS = _Option(
     "queue_ms, apart from latency",
     "N",
 )
-ALL_OPTIONS = (DEPLOYMENT_URL, API_KEY, MODELS, DURATION, REPORT, MAX_CONNECTIONS)
+HISTORY = _Option(
+    "--observatory-history",
+    "observatory_history",
+    "OBSERVATORY_HISTORY",
+    "append every check result to the SQLite history database at PATH (created if absent)",
+    "PATH",
+)
+LABEL = _Option(
+    "--observatory-label",
+    "observatory_label",
+    "OBSERVATORY_LABEL",
+    "free-form label stored with this run's history rows, e.g. the gateway version under test",
+    "LABEL",
+)
+BASELINE = _Option(
+    "--observatory-baseline",
+    "observatory_baseline",
+    "OBSERVATORY_BASELINE",
+    "compare each check with the history run labelled LABEL, or with the last passed run "
+    "('last'), of the same node id and models; needs --observatory-history",
+    "LABEL|last",
+)
+MAX_REGRESSION = _Option(
+    "--observatory-max-regression",
+    "observatory_max_regression",
+    "OBSERVATORY_MAX_REGRESSION",
+    "fail a check that regressed beyond these limits against the baseline, e.g. "
+    "'p95=20%,failure_rate=+0.5pp' (metrics p50, p95, p99, ttft_p95: N% or +DURATION; "
+    "failure_rate: +Npp); needs --observatory-baseline",
+    "LIMITS",
+)
+HTML = _Option(
+    "--observatory-html",
+    "observatory_html",
+    "OBSERVATORY_HTML",
+    "write a self-contained HTML report with plots over time of every check to PATH",
+    "PATH",
+)
+ALL_OPTIONS = (
+    DEPLOYMENT_URL,
+    API_KEY,
+    MODELS,
+    DURATION,
+    REPORT,
+    MAX_CONNECTIONS,
+    HISTORY,
+    LABEL,
+    BASELINE,
+    MAX_REGRESSION,
+    HTML,
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -103,6 +155,11 @@ class Settings:
     report_path: Path | None = None
     max_connections: int = 0
     mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
+    history_path: Path | None = None
+    label: str | None = None
+    baseline: str | None = None  # a label, or "last"
+    max_regression: tuple[RegressionLimit, ...] = ()
+    html_path: Path | None = None
 
     @property
     def uses_mock(self) -> bool:
@@ -151,7 +208,37 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_path=Path(report) if report is not None else None,
         max_connections=max_connections,
         mock=mock,
+        **_history_settings(config),
     )
+
+
+def _history_settings(config: pytest.Config) -> dict[str, Any]:
+    """History, baseline and HTML options; a baseline needs a history, limits need a baseline."""
+    history, _ = _raw(config, HISTORY)
+    baseline, baseline_source = _raw(config, BASELINE)
+    if baseline is not None and history is None:
+        raise pytest.UsageError(
+            f"{baseline_source}={baseline!r}: needs a history database (--observatory-history)"
+        )
+    limits_text, source = _raw(config, MAX_REGRESSION)
+    limits: tuple[RegressionLimit, ...] = ()
+    if limits_text is not None:
+        try:
+            limits = parse_max_regression(limits_text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={limits_text!r}: {exc}") from None
+        if baseline is None:
+            raise pytest.UsageError(
+                f"{source}={limits_text!r}: needs a baseline (--observatory-baseline)"
+            )
+    html, _ = _raw(config, HTML)
+    return {
+        "history_path": Path(history) if history is not None else None,
+        "label": _raw(config, LABEL)[0],
+        "baseline": baseline,
+        "max_regression": limits,
+        "html_path": Path(html) if html is not None else None,
+    }
 
 
 def _dest(option: _Option) -> str:

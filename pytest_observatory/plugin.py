@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hookspecs
+from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
 from .reporting.json_report import JsonReport
@@ -36,6 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
+    if settings.baseline is not None:
+        from .history.configure import load_comparison  # sqlite3 only when configured
+
+        config.stash[COMPARISON_KEY] = load_comparison(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
@@ -43,6 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+        if settings.history_path is not None:
+            from .history.configure import history_writer
+
+            config.pluginmanager.register(history_writer(settings), "observatory-history")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

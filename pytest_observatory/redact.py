@@ -6,7 +6,8 @@ their user-info or query string, and error messages can echo whatever a gateway 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -32,3 +33,24 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK)
     return text
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The parts of a URL that must never be stored: user-info and query values."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found = [parts.username, parts.password]
+    found += [pair.split("=", 1)[1] for pair in parts.query.split("&") if "=" in pair]
+    return [value for value in found if value]
+
+
+def scrub_data(data: Any, secrets: Sequence[str | None]) -> Any:
+    """``scrub`` every string (keys too) of JSON-like data; numbers are left alone."""
+    if isinstance(data, str):
+        return scrub(data, secrets)
+    if isinstance(data, dict):
+        return {scrub(str(k), secrets): scrub_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [scrub_data(item, secrets) for item in data]
+    return data

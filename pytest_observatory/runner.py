@@ -13,15 +13,17 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
 from .engine import CheckRun, Probe
+from .history.compare import COMPARISON_KEY
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
-from .result import CheckResult
+from .result import CheckResult, utc_iso
 from .runtime import DeploymentRuntime
 from .stats import CheckRecorder
 from .verdict import explain, judge
@@ -156,7 +158,12 @@ class CheckRunner:
         )
         if skipped:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])
-        return result
+        ended = time.time()
+        result = dataclasses.replace(
+            result, started_at=utc_iso(ended - run.elapsed_s), ended_at=utc_iso(ended)
+        )
+        comparison = self._config.stash.get(COMPARISON_KEY, None)
+        return result if comparison is None else comparison.apply(result)
 
 
 def _argnames(item: pytest.Item) -> tuple[str, ...]:
