@@ -11,6 +11,7 @@ from . import hookspecs
 from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
+from .reporting.html import html_report
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
@@ -48,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+        if settings.html_path is not None:
+            config.pluginmanager.register(html_report(settings), "observatory-html")
         if settings.history_path is not None:
             from .history.configure import history_writer
 

@@ -176,6 +176,7 @@ class CheckRecorder:
         self.total = ProbeStats()
         self.models: dict[str | None, ProbeStats] = {}
         self.windows: dict[int, ProbeStats] = {}
+        self.window_ttft_ms: dict[int, LatencyHistogram] = {}  # streamed probes only
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
@@ -203,8 +204,13 @@ class CheckRecorder:
     def request_done(self, timing: RequestTiming) -> None:
         self.http.add(timing)
 
-    def stream_done(self, result: StreamResult) -> None:
+    def stream_done(self, result: StreamResult, t_s: float) -> None:
         self.streams.add(result)
+        index = int(t_s // self.window_s)
+        ttft = self.window_ttft_ms.get(index)
+        if ttft is None:
+            ttft = self.window_ttft_ms[index] = LatencyHistogram()
+        ttft.record(result.ttft_ms)
 
     def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
         per_model = self.models.get(model)

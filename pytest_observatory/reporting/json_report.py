@@ -15,6 +15,11 @@ SCHEMA_VERSION = 1
 
 
 class JsonReport:
+    """Collects the session's results and writes them to one file at session end; the HTML
+    report is the same with another ``render``."""
+
+    kind = "observatory report"
+
     def __init__(self, path: Path, deployment_url: str | None) -> None:
         self._path = path
         self._deployment_url = deployment_url
@@ -27,20 +32,23 @@ class JsonReport:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         """Written even for an interrupted session: what was measured must not be lost."""
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._path.with_name(self._path.name + ".partial")
+            partial.write_text(self.render(), encoding="utf-8")
+            os.replace(partial, self._path)
+        except OSError as exc:
+            self._outcome = f"{self.kind} NOT written to {self._path}: {exc}"
+        else:
+            self._outcome = f"{self.kind}: {self._path}"
+
+    def render(self) -> str:
         document = {
             "version": SCHEMA_VERSION,
             "deployment_url": self._deployment_url,
             "checks": self._checks,
         }
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self._path.with_name(self._path.name + ".partial")
-            partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-            os.replace(partial, self._path)
-        except OSError as exc:
-            self._outcome = f"observatory report NOT written to {self._path}: {exc}"
-        else:
-            self._outcome = f"observatory report: {self._path}"
+        return json.dumps(document, indent=2) + "\n"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self._outcome:
