@@ -76,6 +76,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if settings.history_path is not None:
+        parts.append(f"history={settings.history_path}")
+    if settings.baseline is not None:
+        limits = ",".join(f"{limit.name}={limit.text}" for limit in settings.max_regression)
+        parts.append(f"baseline={settings.baseline}" + (f" (max {limits})" if limits else ""))
+    if settings.html_path is not None:
+        parts.append(f"html={settings.html_path}")
     return ["observatory: " + ", ".join(parts)]
 
 

@@ -132,6 +132,49 @@ def test_xdist_session_records_every_check_once(pytester: pytest.Pytester) -> No
         f"test_chat_{n}" for n in range(4)
     ]
     assert len({row["run_id"] for row in found}) == 1
+    # Workers compare with the baseline too: a slower deployment fails every check.
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--deployment-url=mock?latency=50ms",
+        f"--observatory-history={db}",
+        "--observatory-baseline=last",
+        "--observatory-max-regression=p50=+20ms",
+    )
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines(["*regression vs baseline: p50 * -> *ms (+*%) > max +20ms*"])
+    assert [row["verdict"] for row in rows(db)[4:]] == ["failed"] * 4
+
+
+def test_history_options_from_env_and_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(CHAT.replace('"1s"', '"200ms"'))
+    pytester.makeini("[pytest]\nobservatory_history = from-ini.db\nobservatory_label = ini-label\n")
+    monkeypatch.setenv("OBSERVATORY_LABEL", "env-label")
+    pytester.runpytest("--deployment-url=mock").assert_outcomes(passed=1)
+    (row,) = rows(pytester.path / "from-ini.db")
+    assert row["label"] == "env-label"  # the environment wins over the ini file
+    monkeypatch.setenv("OBSERVATORY_BASELINE", "env-label")
+    monkeypatch.setenv("OBSERVATORY_MAX_REGRESSION", "p95=+10s")
+    result = pytester.runpytest("--deployment-url=mock", "--observatory-label=cli-label")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["* baseline: vs run * 'env-label' of *"])
+    assert [row["label"] for row in rows(pytester.path / "from-ini.db")] == [
+        "env-label",
+        "cli-label",
+    ]
+
+
+def test_unwritable_history_is_one_line_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(CHAT.replace('"1s"', '"200ms"'))
+    pytester.mkdir("a-directory")
+    result = pytester.runpytest("--deployment-url=mock", "--observatory-history=a-directory")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*observatory history NOT written: *::test_chat: unable to open database file*"]
+    )
 
 
 def test_latency_regression_against_the_baseline_fails_the_run(
