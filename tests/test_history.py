@@ -289,7 +289,7 @@ def test_bad_history_options_are_one_line_errors(
     assert "Traceback" not in result.stderr.str()
 
 
-def test_no_secret_reaches_the_database(
+def test_no_secret_reaches_the_database_or_the_html(
     pytester: pytest.Pytester, gateway: Callable[..., MockGateway], secret_key: str
 ) -> None:
     mock = gateway(api_key=secret_key)
@@ -308,17 +308,21 @@ def test_no_secret_reaches_the_database(
             """
         )
     )
-    db = pytester.path / "history.db"
+    db, html = pytester.path / "history.db", pytester.path / "report.html"
     result = pytester.runpytest(
         f"--deployment-url={url}",
         f"--deployment-api-key={secret_key}",
         "--models=mock-gpt-4o",
         f"--observatory-history={db}",
+        f"--observatory-html={html}",
     )
     result.assert_outcomes(failed=1)
     (row,) = rows(db)
     assert row["deployment_host"] == mock.url.split("/")[2]  # host:port, nothing else
     stored = b"".join(path.read_bytes() for path in pytester.path.glob("history.db*"))
     assert b"gateway said: bad key ***" in stored
+    assert "gateway said: bad key ***" in html.read_text()
     for secret in (secret_key, password, token):
         assert secret.encode() not in stored
+        assert secret not in html.read_text()
+        assert secret not in result.stdout.str()
