@@ -9,7 +9,7 @@ import pytest
 from ..options import BASELINE, HISTORY, Settings
 from .compare import Comparison
 from .sqlite import HistoryDB, HistoryError
-from .writer import HistoryWriter
+from .writer import HistoryWriter, deployment_host
 
 
 def load_comparison(settings: Settings) -> Comparison:
@@ -31,7 +31,6 @@ def history_writer(settings: Settings) -> HistoryWriter:
     return HistoryWriter(
         HistoryDB(settings.history_path),
         settings.label,
-        settings.deployment_url,
-        [settings.api_key],
-        uses_mock=settings.uses_mock,
+        deployment_host(settings),
+        settings.secrets,
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import pytest
 
-from ..redact import scrub_data, url_secrets
+from ..options import Settings
+from ..redact import scrub_data
 from ..result import CheckResult, utc_iso
 from .sqlite import HistoryDB, HistoryError
 
@@ -23,14 +25,13 @@ class HistoryWriter:
         self,
         db: HistoryDB,
         label: str | None,
-        deployment_url: str | None,
-        secrets: list[str | None],
-        uses_mock: bool = False,
+        host: str | None,
+        secrets: Sequence[str | None],
     ) -> None:
         self._db = db
         self._label = label
-        self._host = deployment_host(deployment_url, uses_mock)
-        self._secrets = [*secrets, *([] if uses_mock else url_secrets(deployment_url))]
+        self._host = host
+        self._secrets = secrets
         self.run_id = uuid.uuid4().hex[:12]
         self._written = 0
         self._errors: list[str] = []
@@ -62,13 +63,10 @@ class HistoryWriter:
             terminalreporter.write_sep("-", f"observatory history NOT written: {error}", red=True)
 
 
-def deployment_host(url: str | None, uses_mock: bool = False) -> str | None:
+def deployment_host(settings: Settings) -> str | None:
     """Host and port only: never the user-info, path or query of the URL."""
-    if url is None:
-        return None
-    if uses_mock:
+    if settings.uses_mock:
         return "mock"
-    parts = urlsplit(url)
-    if parts.hostname is None:
+    if settings.target is None:
         return None
-    return parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlsplit(settings.target.api_base).netloc

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..durations import format_duration
 from ..options import Settings
-from ..redact import scrub_data, url_secrets
+from ..redact import scrub_data
 from ..result import JSON, CheckResult, utc_iso
 from .json_report import JsonReport
 from .svg import Series, line_chart
@@ -48,7 +48,9 @@ td.text, th.text { text-align: left; word-break: break-all; }
 class HtmlReport(JsonReport):
     kind = "observatory HTML report"
 
-    def __init__(self, path: Path, deployment_url: str | None, secrets: list[str | None]) -> None:
+    def __init__(
+        self, path: Path, deployment_url: str | None, secrets: Sequence[str | None]
+    ) -> None:
         super().__init__(path, deployment_url)
         self._secrets = secrets
 
@@ -61,11 +63,7 @@ class HtmlReport(JsonReport):
 
 def html_report(settings: Settings) -> HtmlReport:
     assert settings.html_path is not None
-    secrets = [
-        settings.api_key,
-        *([] if settings.uses_mock else url_secrets(settings.deployment_url)),
-    ]
-    return HtmlReport(settings.html_path, settings.display_url, secrets)
+    return HtmlReport(settings.html_path, settings.display_url, settings.secrets)
 
 
 def render_html(checks: Sequence[JSON], deployment_url: str | None) -> str:
