@@ -116,6 +116,7 @@ def _check_section(index: int, check: JSON) -> str:
                 for name, dist in (("latency ms", latency), ("TTFT ms", ttft))
                 if dist
             ],
+            text_last=False,
         ),
     ]
     parts.extend(f'<p class="failed">{_e(reason)}</p>' for reason in check.get("reasons", []))
@@ -214,16 +215,18 @@ def _baseline(baseline: JSON) -> str:
         ]
         for name, delta in deltas.items()
     ]
-    return text + _table(["figure", "baseline", "now", "delta", "change"], rows)
+    return text + _table(["figure", "baseline", "now", "delta", "change"], rows, text_last=False)
 
 
-def _table(headers: Iterable[str], rows: Iterable[Sequence[str]]) -> str:
-    """Cells are already-safe HTML; the last column is text (left-aligned)."""
+def _table(headers: Iterable[str], rows: Iterable[Sequence[str]], text_last: bool = True) -> str:
+    """Cells are already-safe HTML; the last column is text (left-aligned) unless told not."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="text">{cell}</td>' if i == len(row) - 1 else f"<td>{cell}</td>"
+            f'<td class="text">{cell}</td>'
+            if text_last and i == len(row) - 1
+            else f"<td>{cell}</td>"
             for i, cell in enumerate(row)
         )
         + "</tr>"

@@ -93,7 +93,7 @@ def line_chart(
                 )
     # The frame goes over the data: a series at 0 must not hide the axis.
     parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
-    legend_x = LEFT + 7 * len(f"{title} ({unit})") + 24
+    legend_x = LEFT + 8 * len(f"{title} ({unit})") + 24  # past the bold title
     legend = [(s.name, s.colour) for s in series]
     if markers:
         legend.append((marker_name, MARKER_COLOUR))
