@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_observatory.history.compare import parse_max_regression
 from pytest_observatory.mock import MockGateway
 
 CHAT = """
@@ -326,3 +327,34 @@ def test_no_secret_reaches_the_database_or_the_html(
         assert secret.encode() not in stored
         assert secret not in html.read_text()
         assert secret not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("limits", "baseline", "current", "exceeded"),
+    [
+        ("p95=20%", 100.0, 120.0, False),  # at the limit is still fine
+        ("p95=20%", 100.0, 120.5, True),
+        ("p95=+50ms", 100.0, 150.0, False),
+        ("p95=+50ms", 100.0, 150.5, True),
+        ("p99=1s", 100.0, 1100.5, True),
+        ("ttft_p95=10%", 0.0, 0.1, True),  # any growth from zero is beyond a relative limit
+        ("failure_rate=+0.5pp", 0.001, 0.006, False),
+        ("failure_rate=+0.5pp", 0.001, 0.0061, True),
+    ],
+)
+def test_regression_limits(limits: str, baseline: float, current: float, exceeded: bool) -> None:
+    (limit,) = parse_max_regression(limits)
+    assert limit.exceeded(baseline, current) is exceeded
+
+
+def test_regression_limit_list_is_parsed_strictly() -> None:
+    limits = parse_max_regression(" p95=20% , failure_rate=+0.5pp,,p50=+30ms ")
+    assert [(limit.name, limit.text) for limit in limits] == [
+        ("p95", "+20%"),
+        ("failure_rate", "+0.5pp"),
+        ("p50", "+30ms"),
+    ]
+    with pytest.raises(ValueError, match="'p95=30%': p95 is limited twice"):
+        parse_max_regression("p95=20%,p95=30%")
+    with pytest.raises(ValueError, match="no limits in the list"):
+        parse_max_regression(" , ")
