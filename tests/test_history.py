@@ -290,29 +290,38 @@ def test_bad_history_options_are_one_line_errors(
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.parametrize("auth", ["bearer", "basic"])
 def test_no_secret_reaches_the_database_or_the_html(
-    pytester: pytest.Pytester, gateway: Callable[..., MockGateway], secret_key: str
+    pytester: pytest.Pytester, gateway: Callable[..., MockGateway], secret_key: str, auth: str
 ) -> None:
-    mock = gateway(api_key=secret_key)
-    token = "query-token-8c2b4a"
-    url = mock.url + f"?token={token}"
+    """An API key, or the URL's password; and a query token: echoed raw by the probe and inside
+    the URL, they must not reach the database, the HTML report or the terminal."""
+    token, password = "query-token-8c2b4a", "url-pass-5e1f9d"
+    if auth == "bearer":
+        mock = gateway(api_key=secret_key)
+        url, key_option = mock.url, [f"--deployment-api-key={secret_key}"]
+        secrets = [secret_key, token]
+    else:
+        mock = gateway()
+        url, key_option = mock.url.replace("http://", f"http://alice:{password}@"), []
+        secrets = [password, token]
+    url += f"?token={token}"
     pytester.makepyfile(
         textwrap.dedent(
-            """
+            f"""
             import pytest
 
             @pytest.mark.observatory(duration="300ms", max_failure_rate=0.5)
             async def test_echo(pytestconfig, model):
                 url = pytestconfig.getoption("observatory_deployment_url")
-                key = pytestconfig.getoption("observatory_deployment_api_key")
-                raise RuntimeError(f"gateway said: bad key {key} for {url}")
+                raise RuntimeError("gateway said: bad {" ".join(secrets)} for " + url)
             """
         )
     )
     db, html = pytester.path / "history.db", pytester.path / "report.html"
     result = pytester.runpytest(
         f"--deployment-url={url}",
-        f"--deployment-api-key={secret_key}",
+        *key_option,
         "--models=mock-gpt-4o",
         f"--observatory-history={db}",
         f"--observatory-html={html}",
@@ -321,9 +330,9 @@ def test_no_secret_reaches_the_database_or_the_html(
     (row,) = rows(db)
     assert row["deployment_host"] == mock.url.split("/")[2]  # host:port, nothing else
     stored = b"".join(path.read_bytes() for path in pytester.path.glob("history.db*"))
-    assert b"gateway said: bad key ***" in stored
-    assert "gateway said: bad key ***" in html.read_text()
-    for secret in (secret_key, token):
+    assert b"gateway said: bad *** *** for " in stored
+    assert "gateway said: bad *** *** for " in html.read_text()
+    for secret in secrets:
         assert secret.encode() not in stored
         assert secret not in html.read_text()
         assert secret not in result.stdout.str()
