@@ -19,7 +19,7 @@ import pytest
 STREAM = """
 import pytest
 
-@pytest.mark.observatory(duration="2s", window="200ms", max_failure_rate=0.5, concurrency=4)
+@pytest.mark.observatory(duration="4s", window="250ms", max_failure_rate=0.5, concurrency=4)
 async def test_stream(deployment, model):
     await deployment.stream_chat(model, "Hello", max_tokens=8)
 """
@@ -61,7 +61,9 @@ def test_plots_are_drawn_in_headless_chromium(pytester: pytest.Pytester, tmp_pat
     pytester.makepyfile(test_stream=STREAM)
     report = pytester.path / "report.html"
     pytester.runpytest(
-        "--deployment-url=mock?token_rate=400&burst_every=600ms&burst_length=200ms",
+        # Two short bursts in 4 s: few enough slices that they stand out from the background
+        # even when a loaded machine slows the probes down.
+        "--deployment-url=mock?token_rate=400&burst_every=1500ms&burst_length=150ms",
         f"--observatory-html={report}",
     ).assert_outcomes(passed=1)
     screenshot = tmp_path / "report.png"
