@@ -14,6 +14,7 @@ from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
+from .signals import XdistController
 
 if TYPE_CHECKING:
     import httpx
@@ -38,11 +39,18 @@ def pytest_configure(config: pytest.Config) -> None:
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
+        if settings.deployment_url is not None and _distributed(config):
+            config.pluginmanager.register(XdistController(config), "observatory-xdist")
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """This process is an xdist controller (xdist registers its session plugin after us)."""
+    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -23,6 +23,7 @@ from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
 from .result import CheckResult
 from .runtime import DeploymentRuntime
+from .signals import StopOnSignal
 from .stats import CheckRecorder
 from .threads import DaemonThreadPool
 from .verdict import explain, judge
@@ -90,6 +91,9 @@ class CheckRunner:
         result = self._run_check(pyfuncitem, spec)
         if result.verdict == "failed":
             pytest.fail(explain(result), pytrace=False)
+        if result.verdict == "interrupted":  # by a signal: end the session, reporters still run
+            pyfuncitem.session.shouldstop = f"observatory: {result.notes[-1]}"
+            pytest.fail(explain(result), pytrace=False)
         return True
 
     @pytest.hookimpl(wrapper=True)
@@ -122,8 +126,10 @@ class CheckRunner:
         recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
         run = CheckRun(spec, probe, recorder)
         future = runtime.loop.submit(run.run())
+        signals = StopOnSignal(run.interrupt)
         try:
-            future.result()
+            with signals:
+                future.result()
         except pytest.skip.Exception:
             item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
             raise
@@ -137,7 +143,12 @@ class CheckRunner:
             raise
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
-        result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+        result = self._result(item, run, spec)
+        if signals.received is not None:
+            result = dataclasses.replace(
+                result, notes=[*result.notes, f"stopped by {signals.received}"]
+            )
+        item.stash[RESULT_KEY] = result
         return result
 
     def _result(
