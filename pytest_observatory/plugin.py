@@ -12,7 +12,7 @@ from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
-from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
+from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
 from .signals import XdistController
 
@@ -72,6 +72,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if config.pluginmanager.hasplugin("timeout"):
+        parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     return ["observatory: " + ", ".join(parts)]
 
 
