@@ -1,7 +1,7 @@
 """``python -m pytest_observatory COMMAND``: tools around the plugin's files.
 
-Each command is a sub-parser registered by its own module (today ``history``); bad input is one
-line on stderr and exit status 2, a failure while running is one line and exit status 1.
+Each command is a sub-parser registered by its own module (``journal``, ``history``); bad input
+is one line on stderr and exit status 2, a failure while running is one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import argparse
 import sys
 from typing import NoReturn
 
+from . import journal
 from .history import cli as history_cli
+
+COMMAND_FAILURES = (journal.CommandFailed, history_cli.CommandError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,11 +26,12 @@ class OneLineParser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m pytest_observatory")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    journal.register(commands)
     history_cli.register(commands)
     args = parser.parse_args(history_cli.default_subcommand(sys.argv[1:] if argv is None else argv))
     try:
         args.run(args)
-    except history_cli.CommandError as exc:
+    except COMMAND_FAILURES as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

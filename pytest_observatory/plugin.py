@@ -14,8 +14,9 @@ from .options import Settings, add_options, resolve_settings
 from .reporting.html import html_report
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
-from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
+from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
+from .signals import XdistController
 
 if TYPE_CHECKING:
     import httpx
@@ -44,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[COMPARISON_KEY] = load_comparison(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
+        if settings.deployment_url is not None and _distributed(config):
+            config.pluginmanager.register(XdistController(config), "observatory-xdist")
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
             config.pluginmanager.register(
@@ -55,6 +58,11 @@ def pytest_configure(config: pytest.Config) -> None:
             from .history.configure import history_writer
 
             config.pluginmanager.register(history_writer(settings), "observatory-history")
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """This process is an xdist controller (xdist registers its session plugin after us)."""
+    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -83,6 +91,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"baseline={settings.baseline}" + (f" (max {limits})" if limits else ""))
     if settings.html_path is not None:
         parts.append(f"html={settings.html_path}")
+    if config.pluginmanager.hasplugin("timeout"):
+        parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     return ["observatory: " + ", ".join(parts)]
 
 
