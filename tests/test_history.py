@@ -195,7 +195,9 @@ def test_latency_regression_against_the_baseline_fails_the_run(
     baseline = check["baseline"]
     assert baseline["found"] and baseline["label"] == "fast" and baseline["ref"] == "last"
     p95 = baseline["deltas"]["p95_ms"]
-    assert p95["baseline"] < 20 and p95["current"] >= 50 and p95["change"] > 0.2
+    # No absolute bound on the baseline: a loaded machine can slow the fast run too.
+    assert p95["current"] >= 50 and p95["change"] > 0.2
+    assert p95["current"] > 1.2 * p95["baseline"]
     assert baseline["deltas"]["failure_rate"]["delta"] == 0
     assert [reason.split(" -> ")[0] for reason in check["reasons"]] == [
         "regression vs baseline: p95 " + f"{p95['baseline']:.1f}"
