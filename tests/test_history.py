@@ -4,6 +4,7 @@ regression limits, bad options, and no secret in the database."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -369,3 +370,36 @@ def test_regression_limit_list_is_parsed_strictly() -> None:
         parse_max_regression("p95=20%,p95=30%")
     with pytest.raises(ValueError, match="no limits in the list"):
         parse_max_regression(" , ")
+
+
+def test_an_interrupted_check_is_recorded_with_what_it_measured(
+    pytester: pytest.Pytester,
+) -> None:
+    """SIGTERM in the middle of a 1-hour check: the row and the HTML report are still written."""
+    from test_interrupts import ctrl_c  # the suite's one way to signal a running session
+
+    pytester.makepyfile(
+        """
+        import pathlib
+        import pytest
+
+        @pytest.mark.observatory(duration="1h", interval="20ms")
+        async def test_long(deployment, model):
+            pathlib.Path("started").touch()
+            await deployment.chat(model, "hi")
+        """
+    )
+    db, html = pytester.path / "history.db", pytester.path / "report.html"
+    returncode, output = ctrl_c(
+        pytester,
+        1.0,
+        f"--observatory-history={db}",
+        f"--observatory-html={html}",
+        "--observatory-baseline=last",
+        signum=signal.SIGTERM,
+    )
+    assert returncode != pytest.ExitCode.OK, output
+    (row,) = rows(db)
+    assert row["verdict"] == "interrupted" and row["probes"] > 10, output
+    assert json.loads(row["result"])["baseline"] is None  # an interrupted run is not compared
+    assert "interrupted</span> test_" in html.read_text()
