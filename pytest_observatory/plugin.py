@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hookspecs
+from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
+from .reporting.html import html_report
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
-from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
+from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
+from .signals import XdistController
 
 if TYPE_CHECKING:
     import httpx
@@ -36,13 +39,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
+    if settings.baseline is not None:
+        from .history.configure import load_comparison  # sqlite3 only when configured
+
+        config.stash[COMPARISON_KEY] = load_comparison(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
+        if settings.deployment_url is not None and _distributed(config):
+            config.pluginmanager.register(XdistController(config), "observatory-xdist")
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+        if settings.html_path is not None:
+            config.pluginmanager.register(html_report(settings), "observatory-html")
+        if settings.history_path is not None:
+            from .history.configure import history_writer
+
+            config.pluginmanager.register(history_writer(settings), "observatory-history")
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """This process is an xdist controller (xdist registers its session plugin after us)."""
+    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -64,6 +84,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if settings.history_path is not None:
+        parts.append(f"history={settings.history_path}")
+    if settings.baseline is not None:
+        limits = ",".join(f"{limit.name}={limit.text}" for limit in settings.max_regression)
+        parts.append(f"baseline={settings.baseline}" + (f" (max {limits})" if limits else ""))
+    if settings.html_path is not None:
+        parts.append(f"html={settings.html_path}")
+    if config.pluginmanager.hasplugin("timeout"):
+        parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     if settings.fail_fast:
         parts.append("fail-fast")
     return ["observatory: " + ", ".join(parts)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 Verdict = Literal["passed", "failed", "interrupted", "skipped"]
@@ -39,6 +40,9 @@ class CheckResult:
     load: JSON = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    started_at: str | None = None  # wall clock, ISO 8601 UTC (utc_iso); None when never run
+    ended_at: str | None = None
+    baseline: JSON | None = None  # deltas against --observatory-baseline (history/compare.py)
     stopped_early: JSON | None = None  # fail-fast: reason, t_s, probes, failures
 
     def to_dict(self) -> JSON:
@@ -48,3 +52,13 @@ class CheckResult:
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def utc_iso(epoch_s: float | None = None) -> str:
+    """Wall-clock time as ISO 8601 UTC with milliseconds, e.g. '2026-11-26T05:10:03.125Z'."""
+    moment = (
+        datetime.now(timezone.utc)
+        if epoch_s is None
+        else datetime.fromtimestamp(epoch_s, timezone.utc)
+    )
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -13,18 +13,22 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
 from .engine import CheckRun, Probe
+from .history.compare import COMPARISON_KEY
+from .journal import Journal, journal_path
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
 from .reporting.failure_text import explain
-from .result import CheckResult
+from .result import CheckResult, utc_iso
 from .runtime import DeploymentRuntime
 from .sequential import FailFast
+from .signals import StopOnSignal
 from .stats import CheckRecorder
 from .threads import DaemonThreadPool
 from .verdict import judge
@@ -47,6 +51,19 @@ class CheckRunner:
         self._config = config
         self._settings = settings
         self._runtime = runtime
+        self._journal: Journal | None = None
+
+    def _journal_for_checks(self) -> Journal | None:
+        """Opened with the first check of the process, so plain test runs write nothing."""
+        if self._journal is None:
+            path = journal_path(self._config, self._settings.report_path)
+            if path is not None:
+                self._journal = Journal(path, self._settings.display_url)
+        return self._journal
+
+    def pytest_sessionfinish(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         has_timeout = self._config.pluginmanager.hasplugin("timeout")
@@ -92,6 +109,9 @@ class CheckRunner:
         result = self._run_check(pyfuncitem, spec)
         if result.verdict == "failed":
             pytest.fail(explain(result), pytrace=False)
+        if result.verdict == "interrupted":  # by a signal: end the session, reporters still run
+            pyfuncitem.session.shouldstop = f"observatory: {result.notes[-1]}"
+            pytest.fail(explain(result), pytrace=False)
         return True
 
     @pytest.hookimpl(wrapper=True)
@@ -126,9 +146,18 @@ class CheckRunner:
         fail_fast = FailFast(spec, lambda: run.elapsed_s, run.stop) if spec.fail_fast else None
         if fail_fast is not None:
             recorder.listen(fail_fast)
+        journal = self._journal_for_checks()
+        if journal is not None:
+            journal.check_started(item.nodeid, spec)
+            recorder.on_window_closed = lambda: journal.window_closed(
+                self._result(item, run, spec, fail_fast)
+            )
+            recorder.on_new_error = functools.partial(journal.new_error, item.nodeid)
         future = runtime.loop.submit(run.run())
+        signals = StopOnSignal(run.interrupt)
         try:
-            future.result()
+            with signals:
+                future.result()
         except pytest.skip.Exception:
             item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast, skipped=True)
             raise
@@ -142,7 +171,16 @@ class CheckRunner:
             raise
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
-        result = item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast)
+        result = self._result(item, run, spec, fail_fast)
+        if signals.received is not None:
+            result = dataclasses.replace(
+                result, notes=[*result.notes, f"stopped by {signals.received}"]
+            )
+        if journal is not None:
+            journal.check_finished(result)
+            if journal.error is not None:
+                result = dataclasses.replace(result, notes=[*result.notes, journal.error])
+        item.stash[RESULT_KEY] = result
         return result
 
     def _result(
@@ -165,7 +203,12 @@ class CheckRunner:
         )
         if skipped:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])
-        return result
+        ended = time.time()
+        result = dataclasses.replace(
+            result, started_at=utc_iso(ended - run.elapsed_s), ended_at=utc_iso(ended)
+        )
+        comparison = self._config.stash.get(COMPARISON_KEY, None)
+        return result if comparison is None else comparison.apply(result)
 
 
 def _argnames(item: pytest.Item) -> tuple[str, ...]:

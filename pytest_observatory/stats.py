@@ -69,12 +69,17 @@ class ErrorCounter:
         self._limit = limit
         self._counts: Counter[str] = Counter()
 
-    def add(self, message: str) -> str:
-        """Count the message; return the key it was counted under."""
-        if message not in self._counts and len(self._counts) >= self._limit:
-            message = OTHER_ERRORS
-        self._counts[message] += 1
-        return message
+    def add(self, message: str) -> tuple[str, bool]:
+        """Count it; return the key it was counted under, and True when it is a distinct
+        message seen for the first time."""
+        if message in self._counts:
+            self._counts[message] += 1
+            return message, False
+        if len(self._counts) < self._limit:
+            self._counts[message] = 1
+            return message, True
+        self._counts[OTHER_ERRORS] += 1
+        return OTHER_ERRORS, False
 
     def most_common(self) -> list[tuple[str, int]]:
         return self._counts.most_common()
@@ -219,6 +224,7 @@ class CheckRecorder:
         self.total = ProbeStats()
         self.models: dict[str | None, ProbeStats] = {}
         self.windows: dict[int, ProbeStats] = {}
+        self.window_ttft_ms: dict[int, LatencyHistogram] = {}  # streamed probes only
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
@@ -229,6 +235,10 @@ class CheckRecorder:
         self.error_failure_times: dict[str, FailureTimes] = {}
         self.http = HttpStats()
         self.streams = StreamStats()
+        # Listeners (the journal): a time window closed, a distinct error was first seen.
+        self.on_window_closed: Callable[[], None] | None = None
+        self.on_new_error: Callable[[float, str | None, str], None] | None = None
+        self._open_window = -1
         self._listeners: list[ProbeListener] = []
 
     def listen(self, listener: ProbeListener) -> None:
@@ -251,7 +261,9 @@ class CheckRecorder:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.failures += 1
-        key = self.errors.add(message)
+        key, new = self.errors.add(message)
+        if new and self.on_new_error is not None:
+            self.on_new_error(t_s, model, message)
         self.categories[category] += 1
         self.failure_times.add(t_s)
         self._failure_times(self.model_failure_times, model).add(t_s)
@@ -268,8 +280,13 @@ class CheckRecorder:
             self.streams.add_ttft(timing.stream_ttft_ns / NS_PER_MS)
             self.streams.token_sources[TRANSPORT_TIMED] += 1
 
-    def stream_done(self, result: StreamResult) -> None:
+    def stream_done(self, result: StreamResult, t_s: float) -> None:
         self.streams.add(result)
+        index = int(t_s // self.window_s)
+        ttft = self.window_ttft_ms.get(index)
+        if ttft is None:
+            ttft = self.window_ttft_ms[index] = LatencyHistogram()
+        ttft.record(result.ttft_ms)
 
     def _failure_times(self, table: dict[Key, FailureTimes], key: Key) -> FailureTimes:
         times = table.get(key)
@@ -284,5 +301,9 @@ class CheckRecorder:
         index = int(t_s // self.window_s)
         window = self.windows.get(index)
         if window is None:
+            if index > self._open_window:
+                if self._open_window >= 0 and self.on_window_closed is not None:
+                    self.on_window_closed()
+                self._open_window = index
             window = self.windows[index] = ProbeStats()
         return (self.total, per_model, window)

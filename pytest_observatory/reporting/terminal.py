@@ -47,6 +47,8 @@ class TerminalSummary:
             if result.onset:
                 for line in onset_lines(result.onset):
                     write(f"{'':<12} {line}")
+            if result.baseline:
+                write(f"{'':<12} baseline: {result.baseline['summary']}")
             for note in result.notes:
                 write(f"{'':<12} note: {note}", yellow=True)
 
