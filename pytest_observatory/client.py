@@ -309,6 +309,14 @@ class _StreamReader:
         except (json.JSONDecodeError, AttributeError):
             raise StreamError(f"bad SSE data: {data[:60]!r}", "bad_sse") from None
         self.chunks += 1
+        if chunk.get("error") and not choices:
+            # A gateway whose upstream failed mid-stream says so in-band (LiteLLM, vLLM), then
+            # ends the stream: without this, a [DONE] after it would pass for a good answer.
+            raise StreamError(
+                f"stream ended by an error event after {self.chunks - 1} chunks: "
+                f"{_error_message(chunk['error'])}",
+                "stream_truncated",
+            )
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         for choice in choices:
@@ -404,8 +412,11 @@ def _error_detail(raw: bytes, response: aiohttp.ClientResponse) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return raw.decode("utf-8", errors="replace").strip()[:160] or (response.reason or "")
     error = payload.get("error") if isinstance(payload, dict) else None
+    return _error_message(error) if error else json.dumps(payload)[:160]
+
+
+def _error_message(error: object) -> str:
+    """The message of an OpenAI-shaped ``error`` member (an object or a plain string)."""
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
-    if isinstance(error, str):
-        return error
-    return json.dumps(payload)[:160]
+    return error if isinstance(error, str) else json.dumps(error)[:160]

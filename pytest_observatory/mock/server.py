@@ -24,6 +24,7 @@ from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_MAX_TOKENS = 16
+STREAM_ERROR = "mock stream error (injected)"
 
 
 class _EveryNth:
@@ -210,6 +211,8 @@ class _Gateway:
             if request.transport is not None:
                 request.transport.close()  # mid-body, before the chunked terminator
             return response
+        elif fault == "error":  # what LiteLLM sends when its upstream fails mid-stream
+            await response.write(_event({"error": {"message": STREAM_ERROR, "code": 500}}))
         else:
             await response.write(b"data: {not json\n\n")
         await response.write_eof()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from ..durations import parse_duration
 
 DEFAULT_MODELS = ("mock-gpt-4o", "mock-gpt-4o-mini")
-STREAM_FAULTS = ("", "stall", "truncate", "malformed")
+STREAM_FAULTS = ("", "stall", "truncate", "malformed", "error")
 CLIENT_CLOSED = "Cannot send a request, as the client has been closed."
 # Chaos faults, in the order a request's one draw is mapped onto them (see mock/chaos.py).
 CHAOS_FAULTS = ("reset", "stall", "bad_json", "wrong_type", "huge", "trickle", "throttle")
@@ -28,7 +28,8 @@ class MockSettings:
 
     Streams: ``tokens`` per answer (else the request's ``max_tokens``, else 16), sent at
     ``token_rate`` tokens/s (0: at once) after ``latency``; ``stream_fault`` makes a
-    ``stream_fault_rate`` share of streams stall, get cut off, or carry malformed data after
+    ``stream_fault_rate`` share of streams stall, get cut off, carry malformed data or end with
+    an error event after
     ``stream_fault_after`` tokens. ``burst_every`` simulates the cache-TTL bug: from then on,
     every ``burst_every`` seconds, requests for ``burst_model`` (default: the first model) fail
     for ``burst_length`` seconds with "Cannot send a request, as the client has been closed."
@@ -85,7 +86,7 @@ class MockSettings:
         if self.stream_fault not in STREAM_FAULTS:
             raise ValueError(
                 f"mock setting stream_fault={self.stream_fault!r}: expected one of "
-                "stall, truncate, malformed"
+                "stall, truncate, malformed, error"
             )
         if self.tokens is not None and self.tokens < 1:
             raise ValueError(f"mock setting tokens={self.tokens!r}: expected an integer >= 1")
@@ -185,7 +186,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("api_key", "api_key", str, "require 'Authorization: Bearer KEY'", public=False),
     Knob("tokens", "tokens", _count, "tokens per answer (default: max_tokens, else 16)"),
     Knob("token_rate", "token_rate", _number, "streamed tokens per second (0: at once)"),
-    Knob("stream_fault", "stream_fault", str, "stall, truncate or malformed"),
+    Knob("stream_fault", "stream_fault", str, "stall, truncate, malformed or error"),
     Knob("stream_fault_rate", "stream_fault_rate", _number, "share of streams with that fault"),
     Knob("stream_fault_after", "stream_fault_after", _count, "tokens sent before the fault"),
     Knob("burst_every", "burst_every_s", parse_duration, "cache-TTL bug: a burst every ..."),
