@@ -55,6 +55,11 @@ def test_ttft_and_itl_follow_the_mock_token_timing(pytester: pytest.Pytester) ->
         ("stall", "stream_stalled", "stream stalled: no data for 0.3s after 2 chunks"),
         ("truncate", "stream_truncated", "stream cut off after 2 chunks*"),
         ("malformed", "bad_sse", "bad SSE data: '{not json'"),
+        (
+            "error",
+            "stream_truncated",
+            "stream ended by an error event after 2 chunks: mock stream error (injected)",
+        ),
     ],
 )
 def test_broken_streams_are_classified(
