@@ -308,9 +308,10 @@ def test_a_capped_pool_hands_connections_out_in_arrival_order(pytester: pytest.P
     assert len(lanes) == 4 and lanes[-1] - lanes[0] <= 1, lanes
     (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
     http = check["http"]
-    assert 50 <= http["total_ms"]["p50"] < 60
-    assert 50 <= check["latency_ms"]["p50"] < 60
-    # Three requests ahead of each one: ~150 ms of waiting, kept apart from latency.
-    assert 100 <= http["queue_ms"]["p50"] <= 200
+    # Three requests ahead of each one: ~150 ms of waiting, kept apart from latency, which
+    # stays near the mock's 50 ms (with the wait in it, it would be ~200 ms).
+    assert 50 <= http["total_ms"]["p50"] < 100
+    assert 50 <= check["latency_ms"]["p50"] < 100
+    assert 100 <= http["queue_ms"]["p50"] <= 250
     assert http["requests"] - 4 <= http["queue_waits"] <= http["requests"]
     result.stdout.fnmatch_lines(["observatory: *max connections=1*"])
