@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from .durations import parse_duration
 from .mock.settings import MockSettings
-from .redact import redact_url
+from .redact import host_only, redact_url
 
 MOCK_URL = "mock"
 
@@ -76,7 +77,43 @@ MAX_CONNECTIONS = _Option(
     "queue_ms, apart from latency",
     "N",
 )
-ALL_OPTIONS = (DEPLOYMENT_URL, API_KEY, MODELS, DURATION, REPORT, MAX_CONNECTIONS)
+SLACK_WEBHOOK_URL = _Option(
+    "--slack-webhook-url",
+    "observatory_slack_webhook_url",
+    "SLACK_WEBHOOK_URL",
+    "post a summary of the session's checks to this Slack incoming webhook (the URL is a "
+    "secret: prefer the environment variable; only its host is ever printed)",
+    "URL",
+)
+SLACK_ON = _Option(
+    "--slack-on",
+    "observatory_slack_on",
+    "OBSERVATORY_SLACK_ON",
+    "when to post to Slack: 'always' (default) or 'failures' (a check failed or the run was "
+    "interrupted)",
+    "failures|always",
+)
+PROGRESS = _Option(
+    "--observatory-progress",
+    "observatory_progress",
+    "OBSERVATORY_PROGRESS",
+    "interval of the plain progress line of running checks when output is not a terminal "
+    "(default 60s; 'off' for none); a terminal gets a live line refreshed every second",
+    "INTERVAL",
+)
+ALL_OPTIONS = (
+    DEPLOYMENT_URL,
+    API_KEY,
+    MODELS,
+    DURATION,
+    REPORT,
+    MAX_CONNECTIONS,
+    SLACK_WEBHOOK_URL,
+    SLACK_ON,
+    PROGRESS,
+)
+SLACK_ON_CHOICES = ("always", "failures")
+DEFAULT_PROGRESS_S = 60.0
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -103,6 +140,9 @@ class Settings:
     report_path: Path | None = None
     max_connections: int = 0
     mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_on: str = "always"
+    progress_interval_s: float | None = DEFAULT_PROGRESS_S  # None: no progress lines
 
     @property
     def uses_mock(self) -> bool:
@@ -143,6 +183,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if not connections_text.isdigit() or int(connections_text) < 1:
             raise pytest.UsageError(f"{source}={connections_text!r}: expected an integer >= 1")
         max_connections = int(connections_text)
+    reporting = _reporting_settings(config)
     return Settings(
         deployment_url=url,
         api_key=_raw(config, API_KEY)[0],
@@ -151,7 +192,39 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_path=Path(report) if report is not None else None,
         max_connections=max_connections,
         mock=mock,
+        **reporting,
     )
+
+
+def _reporting_settings(config: pytest.Config) -> dict[str, Any]:
+    webhook, source = _raw(config, SLACK_WEBHOOK_URL)
+    if webhook is not None:
+        parts = urlsplit(webhook)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise pytest.UsageError(
+                f"{source}={host_only(webhook)!r}: expected an http(s):// webhook URL"
+            )
+    slack_on, source = _raw(config, SLACK_ON)
+    if slack_on is not None and slack_on not in SLACK_ON_CHOICES:
+        raise pytest.UsageError(
+            f"{source}={slack_on!r}: expected one of {', '.join(SLACK_ON_CHOICES)}"
+        )
+    progress_text, source = _raw(config, PROGRESS)
+    progress: float | None = DEFAULT_PROGRESS_S
+    if progress_text == "off":
+        progress = None
+    elif progress_text is not None:
+        try:
+            progress = parse_duration(progress_text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={progress_text!r}: {exc}") from None
+        if progress <= 0:
+            raise pytest.UsageError(f"{source}={progress_text!r}: must be > 0 (or 'off')")
+    return {
+        "slack_webhook_url": webhook,
+        "slack_on": slack_on or "always",
+        "progress_interval_s": progress,
+    }
 
 
 def _dest(option: _Option) -> str:

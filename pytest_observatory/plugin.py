@@ -10,7 +10,9 @@ import pytest
 from . import hookspecs
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
+from .redact import host_only
 from .reporting.json_report import JsonReport
+from .reporting.slack import SlackReporter
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
@@ -43,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+        if settings.slack_webhook_url is not None:
+            config.pluginmanager.register(SlackReporter(settings), "observatory-slack")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -64,6 +68,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if settings.slack_webhook_url is not None:
+        parts.append(f"slack={host_only(settings.slack_webhook_url)} ({settings.slack_on})")
     return ["observatory: " + ", ".join(parts)]
 
 

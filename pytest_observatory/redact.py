@@ -32,3 +32,13 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK)
     return text
+
+
+def host_only(url: str) -> str:
+    """'https://hooks.slack.com/services/T0/B0/XXX' -> 'https://hooks.slack.com': for URLs whose
+    path is itself the secret (webhooks), and to name a deployment without anything else."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return url.split("?", 1)[0].split("/", 1)[0]
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return f"{parts.scheme}://{host}" if parts.scheme else host
