@@ -11,7 +11,9 @@ from . import hookspecs
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
 from .redact import host_only
+from .reporting.github import GitHubStepSummary, step_summary_path
 from .reporting.json_report import JsonReport
+from .reporting.junit import JunitProperties
 from .reporting.slack import SlackReporter
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
@@ -39,6 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
+    if getattr(config.option, "xmlpath", None):
+        config.pluginmanager.register(JunitProperties(), "observatory-junit")
     if not is_worker(config):
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
@@ -47,6 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         if settings.slack_webhook_url is not None:
             config.pluginmanager.register(SlackReporter(settings), "observatory-slack")
+        step_summary = step_summary_path()
+        if step_summary is not None:
+            summary = GitHubStepSummary(step_summary, settings.display_url)
+            config.pluginmanager.register(summary, "observatory-github")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
