@@ -14,6 +14,7 @@ from .redact import host_only
 from .reporting.github import GitHubStepSummary, step_summary_path
 from .reporting.json_report import JsonReport
 from .reporting.junit import JunitProperties
+from .reporting.progress import register_progress
 from .reporting.slack import SlackReporter
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
@@ -43,6 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if getattr(config.option, "xmlpath", None):
         config.pluginmanager.register(JunitProperties(), "observatory-junit")
+    if settings.progress_interval_s is not None and config.get_verbosity() >= 0:
+        register_progress(config, settings.progress_interval_s)
     if not is_worker(config):
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from .engine import CheckRun, Probe
+from .live import RUNNING_KEY
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
 from .result import CheckResult
@@ -123,6 +124,9 @@ class CheckRunner:
         probe = _make_probe(item, executor, runtime)
         recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
         run = CheckRun(spec, probe, recorder)
+        running = self._config.stash.get(RUNNING_KEY, None)  # live progress (live.py)
+        if running is not None:
+            running.add(item.nodeid, run, runtime.loop)
         future = runtime.loop.submit(run.run())
         try:
             future.result()

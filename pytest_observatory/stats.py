@@ -179,6 +179,7 @@ class CheckRecorder:
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
+        self.last_category: str | None = None  # for the live progress line
         self.timeline = FailureTimeline(duration_s)
         self.http = HttpStats()
         self.streams = StreamStats()
@@ -196,6 +197,7 @@ class CheckRecorder:
             stats.failures += 1
         self.errors.add(message)
         self.categories[category] += 1
+        self.last_category = category
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
         self.timeline.add(t_s, failed=True)
