@@ -17,6 +17,7 @@ from pytest_observatory.reporting.post import post_json
 
 WEBHOOK_PATH = "/services/T0OBS/B0OBS/hookSECRET9d41e7"
 HANG = "hang"
+TRICKLE = "trickle"
 
 CHECKS = """
 import os
@@ -69,6 +70,14 @@ def slack() -> Iterator[FakeSlack]:
             step = fake.script.pop(0) if fake.script else (200, {})
             if step == HANG:
                 fake.release.wait(60)
+                return
+            if step == TRICKLE:  # a byte a second: no single socket wait ever times out
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                while not fake.release.wait(0.5):
+                    self.wfile.write(b"o")
+                    self.wfile.flush()
                 return
             status, headers = step
             text = b"ok" if status == 200 else b"no_service"
@@ -203,6 +212,15 @@ def test_a_hung_slack_gives_up_within_the_bound(
     )
     assert len(slack.posts) == 3
     assert 29 < elapsed < 45
+
+
+def test_a_trickling_answer_is_cut_at_the_attempt_timeout(slack: FakeSlack) -> None:
+    slack.script = [TRICKLE] * 5
+    started = time.monotonic()
+    outcome = post_json(slack.url, b"{}", attempt_timeout_s=1.0, budget_s=3.5)
+    assert time.monotonic() - started < 5.5  # 2 x (1 s + 0.5 s to give up) + 1 s backoff
+    assert not outcome.ok and outcome.attempts == 2
+    assert outcome.detail.startswith("no answer within ")
 
 
 def test_retry_after_past_the_bound_gives_up_at_once(slack: FakeSlack) -> None:

@@ -27,7 +27,7 @@ def junit_properties(result: CheckResult) -> list[tuple[str, object]]:
     figures: dict[str, object] = {
         "probes": result.probes,
         "failures": result.failures,
-        "failure_rate": result.failure_rate,
+        "failure_rate": round(result.failure_rate, 6),
         "p50_ms": result.latency_ms.get("p50"),
         "p95_ms": result.latency_ms.get("p95"),
         "p99_ms": result.latency_ms.get("p99"),

@@ -10,16 +10,22 @@ the URL (the webhook's secret) in them.
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..redact import scrub
+
+if TYPE_CHECKING:
+    import requests
 
 ATTEMPT_TIMEOUT_S = 10.0
 BUDGET_S = 30.0
 FIRST_BACKOFF_S = 1.0
 DETAIL_CHARS = 100
+JOIN_GRACE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,17 +54,13 @@ def post_json(
         timeout_s = max(0.1, min(attempt_timeout_s, budget_s - (time.monotonic() - start)))
         retry_after: float | None = None
         try:
-            response = requests.post(
-                url,
-                data=body,
-                headers={"Content-Type": "application/json; charset=utf-8"},
-                timeout=timeout_s,
-                allow_redirects=False,
-            )
+            response = _post_within(url, body, timeout_s)
         except requests.Timeout:
             detail = f"no answer within {timeout_s:.3g}s"
         except requests.RequestException as exc:
             detail = f"connection failed ({type(exc).__name__})"
+        except Exception as exc:  # whatever it is, a notification must not end the session
+            detail = f"request failed ({type(exc).__name__})"
         else:
             detail = f"HTTP {response.status_code}"
             text = scrub(response.text.strip()[:DETAIL_CHARS], secrets)
@@ -77,6 +79,38 @@ def post_json(
                 detail += f" (Retry-After {retry_after:g}s is past the {budget_s:g}s bound)"
             return PostOutcome(False, attempts, time.monotonic() - start, detail)
         time.sleep(wait_s)
+
+
+def _post_within(url: str, body: bytes, timeout_s: float) -> requests.Response:
+    """requests' timeout bounds each socket wait, not the whole answer: a server that trickles
+    bytes could hold it for ever. The attempt runs in a daemon thread that is abandoned once
+    ``timeout_s`` has passed."""
+    import requests
+
+    outcome: list[requests.Response | BaseException] = []
+
+    def send() -> None:
+        try:
+            outcome.append(
+                requests.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                    timeout=timeout_s,
+                    allow_redirects=False,
+                )
+            )
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=send, name="observatory-post", daemon=True)
+    thread.start()
+    thread.join(timeout_s + JOIN_GRACE_S)
+    if not outcome:
+        raise requests.Timeout()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def parse_retry_after(value: str | None) -> float | None:

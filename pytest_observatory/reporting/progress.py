@@ -247,6 +247,7 @@ class ProgressPublisher:
         self._running = running
         self._path = inbox / f"{worker}.json"
         self._worker = worker
+        self._published = False  # whether the file lists checks: no writes while none run
         self._ticker = _Ticker("observatory-progress", REDRAW_S, self._publish)
 
     def pytest_sessionstart(self) -> None:
@@ -261,6 +262,9 @@ class ProgressPublisher:
             dataclasses.asdict(dataclasses.replace(snapshot, worker=self._worker))
             for snapshot in self._running.snapshots()
         ]
+        if not snapshots and not self._published:
+            return
+        self._published = bool(snapshots)
         partial = self._path.with_suffix(".partial")
         try:
             partial.write_text(json.dumps(snapshots), "utf-8")
