@@ -170,12 +170,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     duration_text, source = _raw(config, DURATION)
     override: float | None = None
     if duration_text is not None:
-        try:
-            override = parse_duration(duration_text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}={duration_text!r}: {exc}") from None
-        if override <= 0:
-            raise pytest.UsageError(f"{source}={duration_text!r}: must be > 0")
+        override = _positive_duration(duration_text, source)
     report, _ = _raw(config, REPORT)
     connections_text, source = _raw(config, MAX_CONNECTIONS)
     max_connections = 0
@@ -214,17 +209,22 @@ def _reporting_settings(config: pytest.Config) -> dict[str, Any]:
     if progress_text == "off":
         progress = None
     elif progress_text is not None:
-        try:
-            progress = parse_duration(progress_text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}={progress_text!r}: {exc}") from None
-        if progress <= 0:
-            raise pytest.UsageError(f"{source}={progress_text!r}: must be > 0 (or 'off')")
+        progress = _positive_duration(progress_text, source)
     return {
         "slack_webhook_url": webhook,
         "slack_on": slack_on or "always",
         "progress_interval_s": progress,
     }
+
+
+def _positive_duration(text: str, source: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}={text!r}: {exc}") from None
+    if seconds <= 0:
+        raise pytest.UsageError(f"{source}={text!r}: must be > 0")
+    return seconds
 
 
 def _dest(option: _Option) -> str:

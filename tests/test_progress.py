@@ -60,6 +60,22 @@ def test_workers_progress_reaches_the_controller_labelled(pytester: pytest.Pytes
     result.stdout.fnmatch_lines([PLAIN.format(prefix="[[]gw?[]] ", name="other")])
 
 
+def test_progress_interval_cli_over_env_over_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nobservatory_progress = 500ms\n")
+    pytester.makepyfile(CHECK.format(duration="3s"))
+    from_ini = pytester.runpytest_subprocess("--deployment-url=mock")
+    monkeypatch.setenv("OBSERVATORY_PROGRESS", "off")
+    from_env = pytester.runpytest_subprocess("--deployment-url=mock")
+    from_cli = pytester.runpytest_subprocess("--deployment-url=mock", "--observatory-progress=1s")
+    counts = [
+        result.stdout.str().count("observatory progress: ")
+        for result in (from_ini, from_env, from_cli)
+    ]
+    assert counts[0] >= 4 and counts[1] == 0 and 1 <= counts[2] <= 3, counts
+
+
 def test_bad_progress_interval(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--observatory-progress=often")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

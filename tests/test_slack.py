@@ -114,7 +114,8 @@ def test_one_message_with_every_check_worst_first(
     monkeypatch.setenv("OBSERVATORY_DEPLOYMENT_API_KEY", secret_key)
     pytester.makepyfile(CHECKS)
     report = pytester.path / "report.json"
-    result = run(pytester, slack, f"--observatory-report={report}")
+    junit = pytester.path / "junit.xml"
+    result = run(pytester, slack, f"--observatory-report={report}", f"--junitxml={junit}")
     result.assert_outcomes(passed=1, failed=2)
     port = slack.url.split(":")[2].split("/")[0]
     result.stdout.fnmatch_lines(
@@ -155,7 +156,9 @@ def test_one_message_with_every_check_worst_first(
     for text in (result.stdout.str(), result.stderr.str(), json.dumps(slack.payloads)):
         assert secret_key not in text
         assert "hookSECRET9d41e7" not in text
-    assert secret_key not in report.read_text()
+    for artifact in (report, junit):
+        assert secret_key not in artifact.read_text()
+        assert "hookSECRET9d41e7" not in artifact.read_text()
     assert all(path == WEBHOOK_PATH for _, path, _ in slack.posts)
 
 
@@ -174,44 +177,38 @@ def test_retries_on_429_honouring_retry_after_and_on_500(
     assert slack.payloads[0] == slack.payloads[2]
 
 
-def test_a_failed_post_is_one_line_and_changes_nothing(
-    pytester: pytest.Pytester, slack: FakeSlack
-) -> None:
-    slack.script = [(404, {})]
+def run_with_a_failing_slack(
+    pytester: pytest.Pytester, slack: FakeSlack, script: list[Any], line: str
+) -> pytest.RunResult:
+    """A passing session whose post fails: one line in the summary, the outcome unchanged."""
+    slack.script = script
     pytester.makepyfile(PASSING)
     result = run(pytester, slack)
     result.assert_outcomes(passed=1)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(
-        [
-            "*observatory Slack: NOT posted to http://127.0.0.1:*: "
-            "HTTP 404: no_service (1 attempt in *s)*"
-        ]
-    )
+    result.stdout.fnmatch_lines([f"*observatory Slack: NOT posted to http://127.0.0.1:*: {line}*"])
+    output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output and "hookSECRET9d41e7" not in output
+    return result
+
+
+def test_a_failed_post_is_one_line_and_changes_nothing(
+    pytester: pytest.Pytester, slack: FakeSlack
+) -> None:
+    run_with_a_failing_slack(pytester, slack, [(404, {})], "HTTP 404: no_service (1 attempt in *s)")
     assert len(slack.posts) == 1
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
-    assert "hookSECRET9d41e7" not in result.stdout.str() + result.stderr.str()
 
 
 def test_a_hung_slack_gives_up_within_the_bound(
     pytester: pytest.Pytester, slack: FakeSlack
 ) -> None:
     """The real bounds: 10 s per attempt, about 30 s in all, and the run still passes."""
-    slack.script = [HANG] * 10
-    pytester.makepyfile(PASSING)
     started = time.monotonic()
-    result = run(pytester, slack)
-    elapsed = time.monotonic() - started
-    result.assert_outcomes(passed=1)
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(
-        [
-            "*observatory Slack: NOT posted to http://127.0.0.1:*: "
-            "no answer within *s (3 attempts in 3*s)*"
-        ]
+    run_with_a_failing_slack(
+        pytester, slack, [HANG] * 10, "no answer within *s (3 attempts in 3*s)"
     )
+    assert 29 < time.monotonic() - started < 45
     assert len(slack.posts) == 3
-    assert 29 < elapsed < 45
 
 
 def test_a_trickling_answer_is_cut_at_the_attempt_timeout(slack: FakeSlack) -> None:
