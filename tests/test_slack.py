@@ -178,12 +178,12 @@ def test_retries_on_429_honouring_retry_after_and_on_500(
 
 
 def run_with_a_failing_slack(
-    pytester: pytest.Pytester, slack: FakeSlack, script: list[Any], line: str
+    pytester: pytest.Pytester, slack: FakeSlack, script: list[Any], line: str, *argv: str
 ) -> pytest.RunResult:
     """A passing session whose post fails: one line in the summary, the outcome unchanged."""
     slack.script = script
     pytester.makepyfile(PASSING)
-    result = run(pytester, slack)
+    result = run(pytester, slack, *argv)
     result.assert_outcomes(passed=1)
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"*observatory Slack: NOT posted to http://127.0.0.1:*: {line}*"])
@@ -271,9 +271,12 @@ def test_a_conftest_replaces_the_payload(pytester: pytest.Pytester, slack: FakeS
         """
     )
     pytester.makepyfile(PASSING)
-    result = run(pytester, slack)
-    result.assert_outcomes(passed=1)
-    assert slack.payloads == [{"text": "custom: passed"}]
+    quiet = run(pytester, slack, "-q")
+    quiet.assert_outcomes(passed=1)
+    quiet.stdout.fnmatch_lines(["*observatory Slack: posted to *"])
+    quietest = run(pytester, slack, "-qq")
+    assert "observatory Slack" not in quietest.stdout.str()
+    assert slack.payloads == [{"text": "custom: passed"}] * 2
 
 
 def test_many_checks_stay_inside_slack_limits(pytester: pytest.Pytester, slack: FakeSlack) -> None:

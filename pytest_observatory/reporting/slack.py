@@ -28,6 +28,7 @@ SECTION_CHARS = 3000
 TEXT_CHARS = 3000
 ERROR_CHARS = 300
 TOP_ERRORS = 5
+QUIETEST_SHOWN = -1  # the outcome line shows with -q, like pytest's own summary; -qq hides it
 EMOJI = {
     "passed": ":white_check_mark:",
     "failed": ":x:",
@@ -63,7 +64,7 @@ class SlackReporter:
         target = host_only(self._url)
         verdict = figures.session_verdict(self._results, self._interrupted)
         if self._post_when == "failures" and verdict in ("passed", "skipped"):
-            if config.get_verbosity() >= 0:
+            if config.get_verbosity() >= QUIETEST_SHOWN:
                 terminalreporter.write_sep("-", "observatory Slack: nothing to post (no failures)")
             return
         payload = config.hook.pytest_observatory_slack_payload(
@@ -73,7 +74,7 @@ class SlackReporter:
         outcome = post_json(self._url, body, self._secrets)
         tries = f"{outcome.attempts} attempt{'s' if outcome.attempts > 1 else ''}"
         if outcome.ok:
-            if config.get_verbosity() >= 0:
+            if config.get_verbosity() >= QUIETEST_SHOWN:
                 terminalreporter.write_sep(
                     "-", f"observatory Slack: posted to {target} ({outcome.detail}, {tries})"
                 )
