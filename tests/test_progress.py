@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -127,3 +128,13 @@ def test_a_terminal_gets_one_redrawn_line_per_running_check(pytester: pytest.Pyt
     assert output.index(back, first) < output.index("1 passed")
     assert output[output.rindex(back) + len(back)] in ".\x1b"  # the dot, maybe coloured
     assert "PASSED" in output and "Traceback" not in output
+
+
+def test_a_terminal_under_xdist_shows_every_workers_check(pytester: pytest.Pytester) -> None:
+    path = pytester.makepyfile(TWO_CHECKS.format(duration="3s"))
+    output = run_in_terminal(pytester, "--deployment-url=mock", "-n", "2")
+    for name in ("test_chat", "test_other"):
+        assert re.search(rf"\[gw[01]\] {path.name}::{name}: \S+ of 3\.0s", output), output
+    # Two checks at once: a block of two lines, erased bottom-up before pytest writes.
+    assert "\r\x1b[K\x1b[1A\r\x1b[K" in output
+    assert "2 passed" in output and "Traceback" not in output
