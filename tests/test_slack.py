@@ -27,7 +27,7 @@ import pytest
 async def test_flaky(deployment, model):
     await deployment.chat(model, "Hello", max_tokens=5)
 
-@pytest.mark.observatory(duration="1s", models=["m-a"])
+@pytest.mark.observatory(duration="1s", probes=50, models=["m-a"])
 def test_leaky():
     raise AssertionError("gateway said: bad key " + os.environ["OBSERVATORY_DEPLOYMENT_API_KEY"])
 
