@@ -9,11 +9,11 @@ import pytest
 CHECKS = """
 import pytest
 
-@pytest.mark.observatory(duration="1s", max_failure_rate=0.5)
+@pytest.mark.observatory(duration="1s", max_failure_rate=0.5, interval="5ms")
 async def test_chat(deployment, model):
     await deployment.chat(model, "Hello", max_tokens=5)
 
-@pytest.mark.observatory(duration="1s", max_failure_rate=0.5)
+@pytest.mark.observatory(duration="1s", max_failure_rate=0.5, interval="5ms")
 async def test_stream(deployment, model):
     await deployment.stream_chat(model, "Hello", max_tokens=5)
 
