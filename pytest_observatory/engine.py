@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from .errors import classify
+from .live import Progress
 from .marker import CheckSpec
 from .observe import RequestTiming, StreamResult, current_observer
 from .result import JSON
@@ -140,6 +141,20 @@ class CheckRun:
 
     def _seconds_until(self, ns: int) -> float:
         return max(0.0, (ns - time.perf_counter_ns()) / NS_PER_S)
+
+    # -- live progress (reporting/progress.py): a read-only view, taken on the loop thread --
+    def snapshot(self) -> Progress:
+        total = self.recorder.total
+        return Progress(
+            elapsed_s=self.elapsed_s,
+            duration_s=self.spec.duration_s,
+            probes=total.probes,
+            failures=total.failures,
+            p95_ms=total.latency.quantile(0.95),
+            last_error=self.recorder.last_category,
+        )
+
+    # -- end of live progress --
 
     def load_summary(self) -> JSON:
         spec = self.spec

@@ -17,7 +17,7 @@ import pytest
 from .durations import parse_duration
 from .history.compare import RegressionLimit, parse_max_regression
 from .mock.settings import PUBLIC_KNOBS, MockSettings
-from .redact import redact_url
+from .redact import host_only, redact_url
 from .target import Target, parse_target
 
 MOCK_URL = "mock"
@@ -126,6 +126,30 @@ FAIL_FAST = _Option(
     "Env and ini take true/false",
     "",
 )
+SLACK_WEBHOOK_URL = _Option(
+    "--slack-webhook-url",
+    "observatory_slack_webhook_url",
+    "SLACK_WEBHOOK_URL",
+    "post a summary of the session's checks to this Slack incoming webhook (the URL is a "
+    "secret: prefer the environment variable; only its host is ever printed)",
+    "URL",
+)
+SLACK_ON = _Option(
+    "--slack-on",
+    "observatory_slack_on",
+    "OBSERVATORY_SLACK_ON",
+    "when to post to Slack: 'always' (default) or 'failures' (a check failed or the run was "
+    "interrupted)",
+    "failures|always",
+)
+PROGRESS = _Option(
+    "--observatory-progress",
+    "observatory_progress",
+    "OBSERVATORY_PROGRESS",
+    "interval of the plain progress line of running checks when output is not a terminal "
+    "(default 60s; 'off' for none); a terminal gets a live line refreshed every second",
+    "INTERVAL",
+)
 ALL_OPTIONS = (
     DEPLOYMENT_URL,
     API_KEY,
@@ -139,10 +163,15 @@ ALL_OPTIONS = (
     MAX_REGRESSION,
     HTML,
     FAIL_FAST,
+    SLACK_WEBHOOK_URL,
+    SLACK_ON,
+    PROGRESS,
 )
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
 TRUE_TEXTS = ("1", "true", "yes", "on")
 FALSE_TEXTS = ("0", "false", "no", "off")
+SLACK_ON_CHOICES = ("always", "failures")
+DEFAULT_PROGRESS_S = 60.0
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -179,6 +208,9 @@ class Settings:
     baseline: str | None = None  # a label, or "last"
     max_regression: tuple[RegressionLimit, ...] = ()
     html_path: Path | None = None
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_on: str = "always"
+    progress_interval_s: float | None = DEFAULT_PROGRESS_S  # None: no progress lines
 
     @property
     def uses_mock(self) -> bool:
@@ -196,10 +228,10 @@ class Settings:
     @property
     def secrets(self) -> tuple[str | None, ...]:
         """Every value that must never be printed or stored: the API key (also the mock's),
-        the URL's credentials and query values."""
+        the URL's credentials and query values, the Slack webhook."""
         target_secrets = self.target.secrets if self.target else ()
         mock_key = self.mock.api_key if self.mock else None
-        return (self.api_key, mock_key, *target_secrets)
+        return (self.api_key, mock_key, *target_secrets, self.slack_webhook_url)
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
@@ -218,12 +250,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     duration_text, source = _raw(config, DURATION)
     override: float | None = None
     if duration_text is not None:
-        try:
-            override = parse_duration(duration_text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}={duration_text!r}: {exc}") from None
-        if override <= 0:
-            raise pytest.UsageError(f"{source}={duration_text!r}: must be > 0")
+        override = _positive_duration(duration_text, source)
     report, source = _raw(config, REPORT)
     report_path = None if report is None else _writable_report(report, source)
     connections_text, source = _raw(config, MAX_CONNECTIONS)
@@ -233,6 +260,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"{source}={connections_text!r}: expected an integer >= 1")
         max_connections = int(connections_text)
     fail_fast = _boolean(*_raw(config, FAIL_FAST))
+    reporting = _reporting_settings(config)
     return Settings(
         deployment_url=url,
         api_key=api_key,
@@ -244,6 +272,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         mock=mock,
         target=target,
         **_history_settings(config),
+        **reporting,
     )
 
 
@@ -274,6 +303,42 @@ def _history_settings(config: pytest.Config) -> dict[str, Any]:
         "max_regression": limits,
         "html_path": None if html is None else _writable_report(html, source),
     }
+
+
+def _reporting_settings(config: pytest.Config) -> dict[str, Any]:
+    webhook, source = _raw(config, SLACK_WEBHOOK_URL)
+    if webhook is not None:
+        parts = urlsplit(webhook)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise pytest.UsageError(
+                f"{source}={host_only(webhook)!r}: expected an http(s):// webhook URL"
+            )
+    slack_on, source = _raw(config, SLACK_ON)
+    if slack_on is not None and slack_on not in SLACK_ON_CHOICES:
+        raise pytest.UsageError(
+            f"{source}={slack_on!r}: expected one of {', '.join(SLACK_ON_CHOICES)}"
+        )
+    progress_text, source = _raw(config, PROGRESS)
+    progress: float | None = DEFAULT_PROGRESS_S
+    if progress_text == "off":
+        progress = None
+    elif progress_text is not None:
+        progress = _positive_duration(progress_text, source)
+    return {
+        "slack_webhook_url": webhook,
+        "slack_on": slack_on or "always",
+        "progress_interval_s": progress,
+    }
+
+
+def _positive_duration(text: str, source: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}={text!r}: {exc}") from None
+    if seconds <= 0:
+        raise pytest.UsageError(f"{source}={text!r}: must be > 0")
+    return seconds
 
 
 def _dest(option: _Option) -> str:

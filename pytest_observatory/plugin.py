@@ -11,8 +11,13 @@ from . import hookspecs
 from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
+from .redact import host_only
+from .reporting.github import GitHubStepSummary, step_summary_path
 from .reporting.html import html_report
 from .reporting.json_report import JsonReport
+from .reporting.junit import JunitProperties
+from .reporting.progress import register_progress
+from .reporting.slack import SlackReporter
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
@@ -44,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[COMPARISON_KEY] = load_comparison(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
+    if getattr(config.option, "xmlpath", None):
+        config.pluginmanager.register(JunitProperties(), "observatory-junit")
+    if settings.progress_interval_s is not None and config.get_verbosity() >= 0:
+        register_progress(config, settings.progress_interval_s)
     if not is_worker(config):
         if settings.deployment_url is not None and _distributed(config):
             config.pluginmanager.register(XdistController(config), "observatory-xdist")
@@ -58,6 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
             from .history.configure import history_writer
 
             config.pluginmanager.register(history_writer(settings), "observatory-history")
+        if settings.slack_webhook_url is not None:
+            config.pluginmanager.register(SlackReporter(settings), "observatory-slack")
+        step_summary = step_summary_path()
+        if step_summary is not None:
+            summary = GitHubStepSummary(step_summary, settings.display_url)
+            config.pluginmanager.register(summary, "observatory-github")
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -95,6 +110,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     if settings.fail_fast:
         parts.append("fail-fast")
+    if settings.slack_webhook_url is not None:
+        parts.append(f"slack={host_only(settings.slack_webhook_url)} ({settings.slack_on})")
     return ["observatory: " + ", ".join(parts)]
 
 

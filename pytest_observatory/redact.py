@@ -68,3 +68,13 @@ def scrub_data(data: Any, secrets: Sequence[str | None]) -> Any:
     if isinstance(data, (list, tuple)):
         return [scrub_data(item, secrets) for item in data]
     return data
+
+
+def host_only(url: str) -> str:
+    """'https://hooks.slack.com/services/T0/B0/XXX' -> 'https://hooks.slack.com': for URLs whose
+    path is itself the secret (webhooks), and to name a deployment without anything else."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return url.split("?", 1)[0].split("/", 1)[0]
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return f"{parts.scheme}://{host}" if parts.scheme else host

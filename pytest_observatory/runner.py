@@ -22,6 +22,7 @@ import pytest
 from .engine import CheckRun, Probe
 from .history.compare import COMPARISON_KEY
 from .journal import Journal, journal_path
+from .live import RUNNING_KEY
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
 from .reporting.failure_text import explain
@@ -153,6 +154,9 @@ class CheckRunner:
                 self._result(item, run, spec, fail_fast)
             )
             recorder.on_new_error = functools.partial(journal.new_error, item.nodeid)
+        running = self._config.stash.get(RUNNING_KEY, None)  # live progress (live.py)
+        if running is not None:
+            running.add(item.nodeid, run, runtime.loop)
         future = runtime.loop.submit(run.run())
         signals = StopOnSignal(run.interrupt)
         try:

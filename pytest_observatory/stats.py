@@ -228,6 +228,7 @@ class CheckRecorder:
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
+        self.last_category: str | None = None  # for the live progress line
         self.timeline = FailureTimeline(duration_s)
         # Failure times for the onset analysis: all failures, per model, per counted message.
         self.failure_times = FailureTimes(self.timeline.slice_s)
@@ -268,6 +269,7 @@ class CheckRecorder:
         self.failure_times.add(t_s)
         self._failure_times(self.model_failure_times, model).add(t_s)
         self._failure_times(self.error_failure_times, key).add(t_s)
+        self.last_category = category
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
         self.timeline.add(t_s, failed=True)

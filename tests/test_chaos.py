@@ -204,4 +204,3 @@ def test_command_line_and_query_share_every_knob() -> None:
     assert from_command_line == from_query
     assert from_query.huge_size == 20_000_000 and from_query.chaos_models == ("a",)
     assert parse_command_line([])[1] == MockSettings()
-

@@ -73,9 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a cancelled CI job) and the time limit unwind like an error, so the ExitStack
     # below still stops the proxy and the mocks.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("litellm run: terminated"))
-    signal.signal(
-        signal.SIGALRM, lambda *_: sys.exit(f"litellm run: gave up after {args.limit}s")
-    )
+    signal.signal(signal.SIGALRM, lambda *_: sys.exit(f"litellm run: gave up after {args.limit}s"))
     signal.alarm(args.limit)
     litellm = install(args.venv)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="litellm-run-") as tmp:
@@ -200,9 +198,7 @@ def proxy_config(clean_port: int, chaos_port: int) -> str:
     return json.dumps(config, indent=2)
 
 
-def wait_until_up(
-    url: str, child: subprocess.Popen[bytes], log: Path, timeout_s: float
-) -> None:
+def wait_until_up(url: str, child: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.poll() is None:
         try:
