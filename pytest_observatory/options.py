@@ -7,6 +7,7 @@ environment, while a repository pins its defaults in its ini file.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,10 +15,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from .durations import parse_duration
+from .locks import parse_lock_url
 from .mock.settings import MockSettings
 from .redact import redact_url
 
 MOCK_URL = "mock"
+DEFAULT_MAX_CONCURRENT = 5
+ON_DUPLICATE_CHOICES = ("skip", "fail", "wait")
+DEFAULT_LOCK_DIR = Path(tempfile.gettempdir(), "pytest-observatory")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,49 @@ MAX_CONNECTIONS = _Option(
     "queue_ms, apart from latency",
     "N",
 )
-ALL_OPTIONS = (DEPLOYMENT_URL, API_KEY, MODELS, DURATION, REPORT, MAX_CONNECTIONS)
+LOCK_DIR = _Option(
+    "--observatory-lock-dir",
+    "observatory_lock_dir",
+    "OBSERVATORY_LOCK_DIR",
+    "directory of the file locks that every pytest process of this host shares for dedup and "
+    "slots (default: pytest-observatory in the system temp directory)",
+    "DIR",
+)
+LOCK_URL = _Option(
+    "--observatory-lock-url",
+    "observatory_lock_url",
+    "OBSERVATORY_LOCK_URL",
+    "share dedup and slots through Redis instead of local files, e.g. "
+    "redis://host:6379/0?ttl=30s (needs pytest-observatory[redis])",
+    "URL",
+)
+MAX_CONCURRENT = _Option(
+    "--observatory-max-concurrent",
+    "observatory_max_concurrent",
+    "OBSERVATORY_MAX_CONCURRENT",
+    f"at most N checks run at once across all processes sharing the locks; the others queue "
+    f"in arrival order (default {DEFAULT_MAX_CONCURRENT})",
+    "N",
+)
+ON_DUPLICATE = _Option(
+    "--observatory-on-duplicate",
+    "observatory_on_duplicate",
+    "OBSERVATORY_ON_DUPLICATE",
+    "what a check does when the same check already runs: skip (default), fail, or wait for it",
+    "skip|fail|wait",
+)
+ALL_OPTIONS = (
+    DEPLOYMENT_URL,
+    API_KEY,
+    MODELS,
+    DURATION,
+    REPORT,
+    MAX_CONNECTIONS,
+    LOCK_DIR,
+    LOCK_URL,
+    MAX_CONCURRENT,
+    ON_DUPLICATE,
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -90,6 +137,13 @@ def add_options(parser: pytest.Parser) -> None:
             help=f"{option.help} [env {option.env}, ini {option.ini}]",
         )
         parser.addini(option.ini, help=option.help, default="")
+    group.addoption(
+        "--observatory-status",
+        action="store_true",
+        help="print the checks that run and wait on this host (or the Redis of "
+        "--observatory-lock-url) and exit without running tests",
+    )
+    group.addoption("--json", action="store_true", help="with --observatory-status: print JSON")
 
 
 @dataclass(frozen=True)
@@ -103,6 +157,10 @@ class Settings:
     report_path: Path | None = None
     max_connections: int = 0
     mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
+    lock_dir: Path = field(default_factory=lambda: DEFAULT_LOCK_DIR)
+    lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    on_duplicate: str = "skip"
 
     @property
     def uses_mock(self) -> bool:
@@ -137,12 +195,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if override <= 0:
             raise pytest.UsageError(f"{source}={duration_text!r}: must be > 0")
     report, _ = _raw(config, REPORT)
-    connections_text, source = _raw(config, MAX_CONNECTIONS)
-    max_connections = 0
-    if connections_text is not None:
-        if not connections_text.isdigit() or int(connections_text) < 1:
-            raise pytest.UsageError(f"{source}={connections_text!r}: expected an integer >= 1")
-        max_connections = int(connections_text)
+    max_connections = _count(config, MAX_CONNECTIONS)
+    lock_dir, _ = _raw(config, LOCK_DIR)
+    lock_url, source = _raw(config, LOCK_URL)
+    if lock_url is not None:
+        try:
+            parse_lock_url(lock_url)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={redact_url(lock_url)!r}: {exc}") from None
+    on_duplicate, source = _raw(config, ON_DUPLICATE)
+    if on_duplicate is not None and on_duplicate not in ON_DUPLICATE_CHOICES:
+        raise pytest.UsageError(
+            f"{source}={on_duplicate!r}: expected one of {', '.join(ON_DUPLICATE_CHOICES)}"
+        )
     return Settings(
         deployment_url=url,
         api_key=_raw(config, API_KEY)[0],
@@ -151,7 +216,21 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_path=Path(report) if report is not None else None,
         max_connections=max_connections,
         mock=mock,
+        lock_url=lock_url,
+        max_concurrent=_count(config, MAX_CONCURRENT) or DEFAULT_MAX_CONCURRENT,
+        on_duplicate=on_duplicate or "skip",
+        lock_dir=DEFAULT_LOCK_DIR if lock_dir is None else Path(lock_dir),
     )
+
+
+def _count(config: pytest.Config, option: _Option) -> int:
+    """A whole number >= 1, or 0 when the option is not set."""
+    text, source = _raw(config, option)
+    if text is None:
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(f"{source}={text!r}: expected an integer >= 1")
+    return int(text)
 
 
 def _dest(option: _Option) -> str:

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-Verdict = Literal["passed", "failed", "interrupted", "skipped"]
+# crashed: the xdist worker running the check died; the controller reports what it knew.
+Verdict = Literal["passed", "failed", "interrupted", "skipped", "crashed"]
 JSON = dict[str, Any]
 
 
@@ -39,6 +40,7 @@ class CheckResult:
     load: JSON = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    queued_s: float = 0.0  # waited for a duplicate or a slot before the run; not in duration_s
 
     def to_dict(self) -> JSON:
         return asdict(self)
