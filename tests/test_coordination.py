@@ -26,7 +26,8 @@ import pytest
 import redis
 
 from pytest_observatory.coordination import check_identity
-from pytest_observatory.locks import parse_lock_url
+from pytest_observatory.locks import LockBackend, open_backend, parse_lock_url
+from pytest_observatory.locks.file import FileBackend
 from pytest_observatory.marker import CheckSpec
 from pytest_observatory.options import Settings
 
@@ -518,3 +519,40 @@ def test_lock_urls_carry_their_ttl_and_print_without_credentials() -> None:
     for bad in ("file:///tmp/x", "redis:///0", "redis://h/0?ttl=soon"):
         with pytest.raises(ValueError):
             parse_lock_url(bad)
+
+
+@pytest.fixture(params=["file", "redis"])
+def lock_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LockBackend]:
+    """A back-end in this process, for the contract every back-end keeps."""
+    opened: LockBackend
+    if request.param == "file":
+        opened = FileBackend(tmp_path)
+    else:
+        client = request.getfixturevalue("redis_locks")
+        opened = open_backend(os.environ["OBSERVATORY_LOCK_URL"], tmp_path)
+        assert client.keys("*") == []
+    yield opened
+    opened.close()
+
+
+def test_lock_backend_contract(lock_backend: LockBackend, tmp_path: Path) -> None:
+    lease = lock_backend.try_lock("check-x", {"pid": 1})
+    assert lease is not None
+    assert lock_backend.try_lock("check-x", {"pid": 2}) is None  # held, even by this process
+    assert lock_backend.holder("check-x") == {"pid": 1}
+    assert lock_backend.holders("check-") == [("check-x", {"pid": 1})]
+    assert lock_backend.holders("slot-") == []
+    lease.release()
+    lease.release()  # idempotent
+    assert lock_backend.holder("check-x") is None
+    again = lock_backend.try_lock("check-x", {"pid": 3})
+    assert again is not None and lock_backend.holder("check-x") == {"pid": 3}
+    again.release()
+    first, second = lock_backend.ticket_number(), lock_backend.ticket_number()
+    assert second > first
+    ticket = lock_backend.try_lock(f"ticket-{first}", {}, once=True)
+    assert ticket is not None and len(lock_backend.holders("ticket-")) == 1
+    ticket.release()
+    assert lock_backend.holders("ticket-") == []
+    if isinstance(lock_backend, FileBackend):  # a ticket leaves no file; reused names keep theirs
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["check-x.lock"]
