@@ -119,12 +119,16 @@ class Coordinator:
             admission.meta, slot = self._claim_slot(backend, item.nodeid, meta, spec)
             admission.leases.append(slot)
         except LockBackendError as exc:
-            admission.release()
-            pytest.fail(f"{item.nodeid}: observatory locks: {exc}", pytrace=False)
-        except BaseException:
+            error = str(exc)
+        except BaseException:  # skip, fail, Ctrl-C: give back what was taken
             admission.release()
             raise
-        admission.queued_s = round(time.monotonic() - started, 3)
+        else:
+            admission.queued_s = round(time.monotonic() - started, 3)
+            return
+        admission.release()
+        # Outside the handler, so pytest shows one line, not the chained exception.
+        pytest.fail(f"{item.nodeid}: observatory locks: {error}", pytrace=False)
 
     def leave(self, item: pytest.Item) -> None:
         admission = item.stash.get(ADMISSION_KEY, None)
@@ -153,6 +157,7 @@ class Coordinator:
             "worker": workerinput["workerid"] if workerinput else None,
             "since": utc(time.time()),
             "duration_s": spec.duration_s,
+            "max_concurrent": self._settings.max_concurrent,
         }
 
     def _claim_identity(
@@ -169,7 +174,10 @@ class Coordinator:
                     return lease
                 holder = describe_holder(backend, meta["identity"], backend.holder(name))
                 if policy == "skip":
-                    pytest.skip(f"duplicate of a running check: {holder}")
+                    # Shown at the test's location, as a skip marker's reason is.
+                    raise pytest.skip.Exception(
+                        f"duplicate of a running check: {holder}", _use_item_location=True
+                    )
                 if policy == "fail":
                     pytest.fail(f"{nodeid}: duplicate of a running check: {holder}", pytrace=False)
                 if time.monotonic() >= deadline:

@@ -33,10 +33,13 @@ def main(config: pytest.Config, settings: Settings) -> int:
     except LockBackendError as exc:
         print(f"observatory status: {exc}", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)
+    # The limit the checks run under, which a status call's own options need not repeat.
+    limits = {meta["max_concurrent"] for meta in running + queued if "max_concurrent" in meta}
+    limit = max(limits) if limits else settings.max_concurrent
     if config.getoption("json"):
         document = {
             "locks": backend.description,
-            "max_concurrent": settings.max_concurrent,
+            "max_concurrent": limit,
             "running": running,
             "queued": queued,
             "waiting_for_duplicate": waiting,
@@ -44,7 +47,7 @@ def main(config: pytest.Config, settings: Settings) -> int:
         print(json.dumps(document, indent=2))
         return 0
     print(
-        f"observatory status ({backend.description}, max-concurrent {settings.max_concurrent}): "
+        f"observatory status ({backend.description}, max-concurrent {limit}): "
         f"{len(running)} running, {len(queued)} queued, {len(waiting)} waiting for a duplicate"
     )
     rows = [_row("running", m, m.get("started"), m.get("expected_end")) for m in running]
