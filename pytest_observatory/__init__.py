@@ -11,8 +11,9 @@ from .marker import CheckSpec
 from .result import CheckResult
 
 if TYPE_CHECKING:
-    from .client import AsyncDeployment, StreamResult, SyncDeployment
+    from .client import AsyncDeployment, SyncDeployment
     from .errors import DeploymentError, DeploymentHTTPError
+    from .observe import StreamResult
 
 __all__ = [
     "AsyncDeployment",
@@ -26,7 +27,7 @@ __all__ = [
 _LAZY = {
     "AsyncDeployment": "client",
     "SyncDeployment": "client",
-    "StreamResult": "client",
+    "StreamResult": "observe",
     "DeploymentError": "errors",
     "DeploymentHTTPError": "errors",
 }

@@ -13,23 +13,29 @@ import itertools
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
 
 from .errors import DeploymentError, DeploymentHTTPError
 from .loop import SessionLoop
-from .observe import current_observer
+from .observe import StreamResult, current_observer
 from .stats import NS_PER_MS
+from .target import Target
 from .transport import (
     CONNECT_TIMEOUT_S,
     AiohttpTransport,
+    SessionPool,
     Stopwatch,
+    SyncTransport,
     aiohttp_timeout,
     httpx_errors,
 )
+
+if TYPE_CHECKING:
+    import openai
 
 Messages = Sequence[dict[str, Any]]
 JSONObject = dict[str, Any]
@@ -38,41 +44,19 @@ DEFAULT_TIMEOUT_S = 60.0
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-def api_base_url(url: str) -> str:
-    """Accept the gateway root or its /v1 base; helpers then use paths relative to /v1."""
-    base = url.rstrip("/")
-    return base if base.endswith("/v1") else base + "/v1"
-
-
-def build_httpx_client(url: str, session: aiohttp.ClientSession) -> httpx.AsyncClient:
-    """The user-facing client; the bearer key lives only in the pool's default headers."""
+def build_httpx_client(target: Target, pool: SessionPool) -> httpx.AsyncClient:
+    """The user-facing client; the session's credentials live only in the pool's default
+    headers, and the URL's query goes with every request."""
     return httpx.AsyncClient(
-        base_url=api_base_url(url) + "/",
-        transport=AiohttpTransport(session),
+        base_url=target.api_base,
+        params=target.query,
+        transport=AiohttpTransport(pool),
         timeout=httpx.Timeout(DEFAULT_TIMEOUT_S),
     )
 
 
 def set_request_timeout(client: httpx.AsyncClient, seconds: float) -> None:
     client.timeout = httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S))
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    """A streamed chat completion with its timing. ``output_tokens`` comes from the server's
-    usage report when it sends one (``tokens_source="usage"``), else it counts content chunks
-    (``"chunks"``). ITL excludes the first token; TPOT is (total - TTFT) / (tokens - 1)."""
-
-    text: str
-    finish_reason: str | None
-    usage: JSONObject | None
-    ttft_ms: float
-    itl_ms: tuple[float, ...]
-    tpot_ms: float | None
-    output_tokens: int
-    tokens_source: str
-    tokens_per_s: float
-    total_ms: float
 
 
 class StreamError(DeploymentError):
@@ -84,16 +68,20 @@ class AsyncDeployment:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        pool: SessionPool,
         client: httpx.AsyncClient,
-        loop: asyncio.AbstractEventLoop,
-        url: str,
-        display_url: str,
+        loop: SessionLoop,
+        target: Target,
+        api_key: str | None,
     ) -> None:
         self.client = client
-        self.url = display_url
-        self._session = session
-        self._base = api_base_url(url) + "/"
+        self.url = target.display
+        self._pool = pool
+        self._session = pool.session
+        self._target = target
+        self._base = target.api_base
+        self._query = target.query or None
+        self._api_key = api_key
         self._loop = loop
         self._timeout_s = DEFAULT_TIMEOUT_S
         self._timeout = aiohttp_timeout(DEFAULT_TIMEOUT_S)
@@ -123,26 +111,30 @@ class AsyncDeployment:
         }
         self._require_session_loop()
         watch = Stopwatch()
-        with httpx_errors():
-            async with self._session.post(
-                self._base + "chat/completions",
-                data=json.dumps(body),
-                headers=_JSON_HEADERS,
-                timeout=self._timeout,
-                trace_request_ctx=watch,
-            ) as response:
-                watch.headers_received()
-                if response.status >= 300:
-                    raw = await response.read()
-                    watch.finish(response.status, len(raw))
-                    raise DeploymentHTTPError(
-                        response.status, "/v1/chat/completions", _error_detail(raw, response)
-                    )
-                reader = _StreamReader(watch, self._timeout_s)
-                try:
-                    await reader.read(response)
-                finally:
-                    watch.finish(response.status, reader.bytes_in)
+        await self._pool.acquire(watch)
+        try:
+            with httpx_errors():
+                async with self._session.post(
+                    self._base + "chat/completions",
+                    params=self._query,
+                    data=json.dumps(body),
+                    headers=_JSON_HEADERS,
+                    timeout=self._timeout,
+                ) as response:
+                    watch.headers_received()
+                    if response.status >= 300:
+                        raw = await response.read()
+                        watch.finish(response.status, len(raw))
+                        raise DeploymentHTTPError(
+                            response.status, "/v1/chat/completions", _error_detail(raw, response)
+                        )
+                    reader = _StreamReader(watch, self._timeout_s)
+                    try:
+                        await reader.read(response)
+                    finally:
+                        watch.finish(response.status, reader.bytes_in)
+        finally:
+            self._pool.release()
         result = reader.result()
         observer = current_observer.get()
         if observer is not None:
@@ -169,17 +161,21 @@ class AsyncDeployment:
         """Send, require 2xx and valid JSON; anything else raises a classified error."""
         self._require_session_loop()
         watch = Stopwatch()
-        with httpx_errors():
-            async with self._session.request(
-                method,
-                self._base + path,
-                data=None if body is None else json.dumps(body),
-                headers=_JSON_HEADERS,
-                timeout=self._timeout,
-                trace_request_ctx=watch,
-            ) as response:
-                watch.headers_received()
-                raw = await response.read()
+        await self._pool.acquire(watch)
+        try:
+            with httpx_errors():
+                async with self._session.request(
+                    method,
+                    self._base + path,
+                    params=self._query,
+                    data=None if body is None else json.dumps(body),
+                    headers=_JSON_HEADERS,
+                    timeout=self._timeout,
+                ) as response:
+                    watch.headers_received()
+                    raw = await response.read()
+        finally:
+            self._pool.release()
         watch.finish(response.status, len(raw))
         if response.status >= 300:
             raise DeploymentHTTPError(response.status, "/v1/" + path, _error_detail(raw, response))
@@ -190,8 +186,30 @@ class AsyncDeployment:
                 f"invalid JSON from /v1/{path} (HTTP {response.status}): {raw[:80]!r}"
             ) from None
 
+    def openai(self, **options: Any) -> openai.AsyncOpenAI:
+        """An ``openai.AsyncOpenAI`` on the session pool: the deployment's /v1 base, its key
+        (or the URL's basic auth), its query, and ``max_retries=0``: the SDK's retries would hide
+        the very failures a check counts. ``options`` go to the constructor and win."""
+        import openai
+
+        return openai.AsyncOpenAI(**self._openai_options(self.client, options))
+
+    def _openai_options(self, http_client: object, options: dict[str, Any]) -> dict[str, Any]:
+        auth = self._target.auth_header(self._api_key)
+        return {
+            "base_url": self._base,
+            # The SDK insists on a key; with none it sends this placeholder, which the pool's
+            # own Authorization header (basic auth) replaces below.
+            "api_key": self._api_key or "no-key",
+            "default_headers": {"Authorization": auth} if auth and not self._api_key else None,
+            "max_retries": 0,
+            "timeout": self.client.timeout,  # the check's request_timeout, not the SDK's 10 min
+            "http_client": http_client,
+            **options,
+        }
+
     def _require_session_loop(self) -> None:
-        if asyncio.get_running_loop() is not self._loop:
+        if asyncio.get_running_loop() is not self._loop.loop:
             raise RuntimeError(
                 "the deployment helpers run on the observatory session loop: use them in "
                 "observatory checks (or the blocking helpers a plain 'def' check receives)"
@@ -278,7 +296,7 @@ class _StreamReader:
         times = self._content_times
         if not times:
             raise StreamError("stream carried no content", "bad_response")
-        started = self._watch.started + self._watch.queue_ns  # queueing is the client's
+        started = self._watch.sent_ns  # queueing is the client's
         ttft_ns = times[0] - started
         total_ns = self.ended_ns - started
         gaps = tuple((b - a) / NS_PER_MS for a, b in itertools.pairwise(times))
@@ -305,11 +323,29 @@ class SyncDeployment:
     """The same helpers for plain ``def`` checks, which run in worker threads: calls block
     while the request runs on the session loop, so the pool is still the one shared pool."""
 
-    def __init__(self, deployment: AsyncDeployment, loop: SessionLoop):
+    def __init__(self, deployment: AsyncDeployment, loop: SessionLoop, pool: SessionPool):
         self._async = deployment
         self._loop = loop
+        self._pool = pool
         self.client = deployment.client
         self.url = deployment.url
+
+    def openai(self, **options: Any) -> openai.OpenAI:
+        """A blocking ``openai.OpenAI`` on the session pool (see ``AsyncDeployment.openai``)."""
+        import openai
+
+        client = self._sync_client
+        return openai.OpenAI(**self._async._openai_options(client, options))
+
+    @cached_property
+    def _sync_client(self) -> httpx.Client:
+        client = self.client
+        return httpx.Client(
+            base_url=client.base_url,
+            params=client.params,
+            timeout=client.timeout,
+            transport=SyncTransport(AiohttpTransport(self._pool), self._loop),
+        )
 
     def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
         return self._loop.run(self._async.chat(model, prompt, **params))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 
+MAX_DURATION_S = 30 * 86400.0  # a month: longer is a typo, and overflows timers downstream
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
@@ -29,6 +30,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected a duration such as '90s', '30m', '1h30m', got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"expected a duration >= 0, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"expected a duration of at most 30 days (30d), got {value!r}")
     return seconds
 
 

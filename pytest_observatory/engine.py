@@ -19,18 +19,15 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from .errors import classify
 from .marker import CheckSpec
-from .observe import RequestTiming, current_observer
+from .observe import RequestTiming, StreamResult, current_observer
 from .result import JSON
 from .stats import NS_PER_MS, CheckRecorder
-
-if TYPE_CHECKING:
-    from .client import StreamResult
 
 Probe = Callable[[str | None], Awaitable[Any]]
 
@@ -280,7 +277,7 @@ class _ProbeObserver:
         self.queue_ns = 0
 
     def request_done(self, timing: RequestTiming) -> None:
-        self.queue_ns += timing.queue_ns
+        self.queue_ns += timing.queue_ns or 0
         self._recorder.request_done(timing)
 
     def stream_done(self, result: StreamResult) -> None:

@@ -8,6 +8,7 @@ whether the gateway timed out, refused, answered 5xx or sent nonsense.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -26,11 +27,7 @@ class DeploymentHTTPError(DeploymentError):
     """A non-2xx answer; ``detail`` is the error message the gateway sent, if any."""
 
     def __init__(self, status: int, path: str, detail: str) -> None:
-        if status == 429:
-            category = "http_429"
-        else:
-            category = "http_5xx" if status >= 500 else "http_4xx"
-        super().__init__(f"HTTP {status} from {path}: {detail}", category)
+        super().__init__(f"HTTP {status} from {path}: {detail}", http_category(status))
         self.status = status
         self.path = path
         self.detail = detail
@@ -48,21 +45,63 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 
 def _category(exc: BaseException) -> str:
+    """By what the exception carries, not only by our own types: a probe may use the OpenAI SDK,
+    httpx, requests or aiohttp directly, and each has its own HTTP-status, timeout and
+    connection-error classes."""
     if isinstance(exc, DeploymentError):
         return exc.category
-    import httpx  # already loaded by the client; kept out of plugin import time
-
-    if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError)):
+    status = _http_status(exc)
+    if status is not None:
+        return http_category(status)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, *_loaded(_TIMEOUTS))):
         return "timeout"
-    if isinstance(exc, httpx.ConnectError) or isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, (ConnectionError, *_loaded(_CONNECTION_ERRORS))):
         return "connection_refused" if _is_refused(exc) else "connection_error"
-    if isinstance(exc, (httpx.TransportError, ConnectionError)):
-        return "connection_error"
     if isinstance(exc, RuntimeError) and "client has been closed" in str(exc):
         return "client_closed"
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):
         return "assertion"
     return "other"
+
+
+def http_category(status: int) -> str:
+    if status == 429:
+        return "http_429"
+    return "http_5xx" if status >= 500 else "http_4xx"
+
+
+# Classes of client libraries a probe may use, looked up only if the library is loaded already
+# (an exception of an unloaded library cannot exist), so classifying imports nothing. Order
+# within a line does not matter; timeouts are tested before connection errors because the
+# libraries derive the one from the other (openai.APITimeoutError, requests.ConnectTimeout).
+_TIMEOUTS = (
+    ("httpx", "TimeoutException"),
+    ("openai", "APITimeoutError"),
+    ("requests", "Timeout"),
+    ("aiohttp", "ServerTimeoutError"),
+)
+_CONNECTION_ERRORS = (
+    ("httpx", "TransportError"),
+    ("openai", "APIConnectionError"),
+    ("requests", "ConnectionError"),
+    ("aiohttp", "ClientConnectionError"),
+)
+
+
+def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    found = (getattr(sys.modules.get(module), attr, None) for module, attr in names)
+    return tuple(kind for kind in found if isinstance(kind, type))
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """``status_code`` (openai.APIStatusError) or ``response.status_code`` (httpx's and
+    requests' HTTP errors); only a real HTTP status counts."""
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+        return status
+    return None
 
 
 def _is_refused(exc: BaseException) -> bool:

@@ -8,22 +8,41 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .client import StreamResult
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
 class RequestTiming:
     """One HTTP exchange as the transport saw it. Queueing for a pooled connection is
-    client-side, so it is reported apart and left out of the two latencies."""
+    client-side, so it is reported apart and left out of the two latencies; ``queue_ns`` is
+    ``None`` when the pool is not capped. ``stream_ttft_ns`` is set for server-sent event
+    streams read through the httpx client (the OpenAI SDK, ``observatory_client``), which the
+    transport times without parsing: their first body bytes."""
 
     status: int
-    queue_ns: int
+    queue_ns: int | None
     headers_ns: int
     total_ns: int
     bytes_in: int
+    stream_ttft_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """A streamed chat completion with its timing. ``output_tokens`` comes from the server's
+    usage report when it sends one (``tokens_source="usage"``), else it counts content chunks
+    (``"chunks"``). ITL excludes the first token; TPOT is (total - TTFT) / (tokens - 1)."""
+
+    text: str
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+    ttft_ms: float
+    itl_ms: tuple[float, ...]
+    tpot_ms: float | None
+    output_tokens: int
+    tokens_source: str
+    tokens_per_s: float
+    total_ms: float
 
 
 class RequestObserver(Protocol):

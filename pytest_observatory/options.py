@@ -16,8 +16,9 @@ import pytest
 
 from .durations import parse_duration
 from .locks import parse_lock_url
-from .mock.settings import MockSettings
+from .mock.settings import PUBLIC_KNOBS, MockSettings
 from .redact import redact_url
+from .target import Target, parse_target
 
 MOCK_URL = "mock"
 DEFAULT_MAX_CONCURRENT = 5
@@ -157,6 +158,7 @@ class Settings:
     report_path: Path | None = None
     max_connections: int = 0
     mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
+    target: Target | None = None  # a real deployment's URL, taken apart
     lock_dir: Path = field(default_factory=lambda: DEFAULT_LOCK_DIR)
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
@@ -168,15 +170,19 @@ class Settings:
 
     @property
     def display_url(self) -> str | None:
-        if self.deployment_url is None or self.uses_mock:
-            return self.deployment_url
-        return redact_url(self.deployment_url)
+        """The URL as every reporter shows it: credentials and secret query values masked."""
+        if self.deployment_url is None:
+            return None
+        if self.target is not None:
+            return self.target.display
+        return redact_url(self.deployment_url, public=PUBLIC_KNOBS)
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
     """Read every option with its fallbacks; raise pytest.UsageError naming the bad source."""
+    api_key = _raw(config, API_KEY)[0]
     url, source = _raw(config, DEPLOYMENT_URL)
-    mock = None if url is None else _check_url(url, source)
+    mock, target = (None, None) if url is None else _check_url(url, source, api_key)
     models_text, source = _raw(config, MODELS)
     models: tuple[str, ...] = ()
     if models_text is not None:
@@ -194,7 +200,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"{source}={duration_text!r}: {exc}") from None
         if override <= 0:
             raise pytest.UsageError(f"{source}={duration_text!r}: must be > 0")
-    report, _ = _raw(config, REPORT)
+    report, source = _raw(config, REPORT)
+    report_path = None if report is None else _writable_report(report, source)
     max_connections = _count(config, MAX_CONNECTIONS)
     lock_dir, _ = _raw(config, LOCK_DIR)
     lock_url, source = _raw(config, LOCK_URL)
@@ -210,12 +217,13 @@ def resolve_settings(config: pytest.Config) -> Settings:
         )
     return Settings(
         deployment_url=url,
-        api_key=_raw(config, API_KEY)[0],
+        api_key=api_key,
         models=models,
         duration_override_s=override,
-        report_path=Path(report) if report is not None else None,
+        report_path=report_path,
         max_connections=max_connections,
         mock=mock,
+        target=target,
         lock_url=lock_url,
         max_concurrent=_count(config, MAX_CONCURRENT) or DEFAULT_MAX_CONCURRENT,
         on_duplicate=on_duplicate or "skip",
@@ -249,16 +257,40 @@ def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     return (value or None), option.ini
 
 
-def _check_url(url: str, source: str) -> MockSettings | None:
-    """Validate the URL; for ``mock``, return the embedded gateway's knobs from its query."""
+def _check_url(
+    url: str, source: str, api_key: str | None
+) -> tuple[MockSettings | None, Target | None]:
+    """Validate the URL: the embedded gateway's knobs for ``mock``, else the taken-apart URL."""
     if url.split("?")[0] == MOCK_URL:
         try:
-            return MockSettings.from_query(urlsplit(url).query)
+            return MockSettings.from_query(urlsplit(url).query), None
         except ValueError as exc:
-            raise pytest.UsageError(f"{source}={url!r}: {exc}") from None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = redact_url(url, public=PUBLIC_KNOBS)
+            raise pytest.UsageError(f"{source}={shown!r}: {exc}") from None
+    try:
+        target = parse_target(url)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}={redact_url(url)!r}: {exc}") from None
+    if target.basic_auth is not None and api_key:
         raise pytest.UsageError(
-            f"{source}={redact_url(url)!r}: expected an http(s):// URL or 'mock'"
+            f"{source}={target.display!r}: has credentials in the URL and an API key is set "
+            f"too ({API_KEY.flag} / {API_KEY.env}); use one of them"
         )
-    return None
+    return None, target
+
+
+def _writable_report(text: str, source: str) -> Path:
+    """Prove the report can be written before any check runs: a 3-hour run that ends without
+    its report must not be found out at the end."""
+    path = Path(text)
+    if path.is_dir():
+        raise pytest.UsageError(f"{source}={text!r}: is a directory; give a file path")
+    probe = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise pytest.UsageError(f"{source}={text!r}: cannot write there ({reason})") from None
+    return path

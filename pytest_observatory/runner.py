@@ -26,6 +26,7 @@ from .options import Settings
 from .result import CheckResult
 from .runtime import DeploymentRuntime
 from .stats import CheckRecorder
+from .threads import DaemonThreadPool
 from .verdict import explain, judge
 
 FUNCTION_KEY = pytest.StashKey[Callable[..., Any]]()
@@ -126,10 +127,7 @@ class CheckRunner:
     def _run_check(self, item: pytest.Function, spec: CheckSpec) -> CheckResult:
         runtime = self._runtime
         runtime.set_request_timeout(spec.request_timeout_s)
-        # Not a `with` block: its exit would join a sync probe that hangs forever.
-        executor = concurrent.futures.ThreadPoolExecutor(
-            spec.concurrency, thread_name_prefix="observatory-probe"
-        )
+        executor = DaemonThreadPool(spec.concurrency, "observatory-probe")
         probe = _make_probe(item, executor, runtime)
         recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
         run = CheckRun(spec, probe, recorder)

@@ -7,6 +7,7 @@ plugin: a repository's plain unit-test run must not pay for them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -14,14 +15,15 @@ import pytest
 
 from .loop import SessionLoop
 from .options import Settings
-from .redact import redact_url, scrub
+from .redact import scrub
+from .target import Target, parse_target
 
 if TYPE_CHECKING:
-    import aiohttp
     import httpx
 
     from .client import AsyncDeployment, SyncDeployment
     from .mock.server import MockGateway
+    from .transport import SessionPool
 
 
 class DeploymentRuntime:
@@ -34,56 +36,53 @@ class DeploymentRuntime:
         return SessionLoop()
 
     @cached_property
-    def base_url(self) -> str:
-        url, mock = self.settings.deployment_url, self.settings.mock
-        if url is None:
+    def target(self) -> Target:
+        """The deployment's parts; for ``mock``, the embedded gateway is started here."""
+        settings = self.settings
+        if settings.deployment_url is None:
             pytest.skip("no --deployment-url")
-        if mock is None:
-            return url
+        if settings.target is not None:
+            return settings.target
+        assert settings.mock is not None
         from .mock.server import MockGateway
 
-        self._mock = MockGateway(mock)
-        return self._mock.start()
-
-    @property
-    def display_url(self) -> str:
-        if self.settings.uses_mock:
-            return f"mock ({self.base_url})"
-        return redact_url(self.base_url)
+        self._mock = MockGateway(settings.mock)
+        url = self._mock.start()
+        return replace(parse_target(url), display=f"mock ({url})")
 
     @cached_property
-    def pool(self) -> aiohttp.ClientSession:
+    def pool(self) -> SessionPool:
         """The one connection pool; created on the session loop, which it belongs to."""
         from .client import DEFAULT_TIMEOUT_S
-        from .transport import open_session
+        from .transport import open_pool
 
-        key = self.settings.api_key
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        auth = self.target.auth_header(self.settings.api_key)
+        headers = {"Authorization": auth} if auth else {}
 
-        async def open_pool() -> aiohttp.ClientSession:
-            return open_session(headers, DEFAULT_TIMEOUT_S, self.settings.max_connections)
+        async def opened() -> SessionPool:
+            return open_pool(headers, DEFAULT_TIMEOUT_S, self.settings.max_connections)
 
-        return self.loop.run(open_pool())
+        return self.loop.run(opened())
 
     @cached_property
     def client(self) -> httpx.AsyncClient:
         from .client import build_httpx_client
 
-        return build_httpx_client(self.base_url, self.pool)
+        return build_httpx_client(self.target, self.pool)
 
     @cached_property
     def async_deployment(self) -> AsyncDeployment:
         from .client import AsyncDeployment
 
         return AsyncDeployment(
-            self.pool, self.client, self.loop.loop, self.base_url, self.display_url
+            self.pool, self.client, self.loop, self.target, self.settings.api_key
         )
 
     @cached_property
     def sync_deployment(self) -> SyncDeployment:
         from .client import SyncDeployment
 
-        return SyncDeployment(self.async_deployment, self.loop)
+        return SyncDeployment(self.async_deployment, self.loop, self.pool)
 
     def set_request_timeout(self, seconds: float) -> None:
         """Checks run one after another in a process, so each sets the shared timeout."""
@@ -95,7 +94,10 @@ class DeploymentRuntime:
             set_request_timeout(self.client, seconds)
 
     def redact(self, text: str) -> str:
-        return scrub(text, (self.settings.api_key,))
+        """Every error message a check stores passes here, whatever raised it."""
+        target_secrets = self.settings.target.secrets if self.settings.target else ()
+        mock_key = self.settings.mock.api_key if self.settings.mock else None
+        return scrub(text, (self.settings.api_key, mock_key, *target_secrets))
 
     def close(self) -> None:
         """Close the client on the loop that owns its connections, then the loop and the mock."""

@@ -10,12 +10,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from .observe import RequestTiming
-
-if TYPE_CHECKING:
-    from .client import StreamResult
+from .observe import RequestTiming, StreamResult
 
 RELATIVE_ACCURACY = 0.01
 MAX_DISTINCT_ERRORS = 50
@@ -23,6 +19,7 @@ MAX_SLICES = 600
 MIN_SLICE_S = 0.1
 OTHER_ERRORS = "(other error messages)"
 NS_PER_MS = 1_000_000
+TRANSPORT_TIMED = "transport"  # streams timed at the transport: TTFT only, tokens unknown
 
 
 class LatencyHistogram:
@@ -128,7 +125,8 @@ class HttpStats:
         self.statuses: Counter[int] = Counter()
         self.headers_ms = LatencyHistogram()
         self.total_ms = LatencyHistogram()
-        self.queue_ms = LatencyHistogram()
+        self.queue_ms = LatencyHistogram()  # every request of a capped pool, zero waits too
+        self.queue_waits = 0
         self.bytes_in = 0
 
     def add(self, timing: RequestTiming) -> None:
@@ -136,8 +134,9 @@ class HttpStats:
         self.statuses[timing.status] += 1
         self.headers_ms.record(timing.headers_ns / NS_PER_MS)
         self.total_ms.record(timing.total_ns / NS_PER_MS)
-        if timing.queue_ns:
+        if timing.queue_ns is not None:
             self.queue_ms.record(timing.queue_ns / NS_PER_MS)
+            self.queue_waits += timing.queue_ns > 0
         self.bytes_in += timing.bytes_in
 
 
@@ -152,8 +151,7 @@ class StreamStats:
         self.token_sources: Counter[str] = Counter()
 
     def add(self, result: StreamResult) -> None:
-        self.streams += 1
-        self.ttft_ms.record(result.ttft_ms)
+        self.add_ttft(result.ttft_ms)
         for gap in result.itl_ms:
             self.itl_ms.record(gap)
         if result.tpot_ms is not None:
@@ -161,6 +159,11 @@ class StreamStats:
         self.tokens_per_s.record(result.tokens_per_s)
         self.output_tokens += result.output_tokens
         self.token_sources[result.tokens_source] += 1
+
+    def add_ttft(self, ttft_ms: float) -> None:
+        """A stream timed at the transport has a TTFT (its first bytes) and nothing finer."""
+        self.streams += 1
+        self.ttft_ms.record(ttft_ms)
 
 
 class CheckRecorder:
@@ -202,6 +205,9 @@ class CheckRecorder:
 
     def request_done(self, timing: RequestTiming) -> None:
         self.http.add(timing)
+        if timing.stream_ttft_ns is not None:
+            self.streams.add_ttft(timing.stream_ttft_ns / NS_PER_MS)
+            self.streams.token_sources[TRANSPORT_TIMED] += 1
 
     def stream_done(self, result: StreamResult) -> None:
         self.streams.add(result)

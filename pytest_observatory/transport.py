@@ -13,52 +13,111 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import httpx
 
+from .loop import SessionLoop
 from .observe import RequestTiming, current_observer
 
 CONNECT_TIMEOUT_S = 10.0
+EVENT_STREAM = "text/event-stream"
 
 
 class Stopwatch:
-    """Times one request; aiohttp's tracing adds the time spent queued for a connection."""
+    """Times one request. ``queue_ns`` is the wait for a connection of a capped pool (``None``
+    when the pool is not capped, so nothing can wait); it is kept out of both latencies."""
 
-    __slots__ = ("started", "queued_at", "queue_ns", "headers_ns")
+    __slots__ = ("started", "queue_ns", "headers_ns", "stream_ttft_ns")
 
     def __init__(self) -> None:
         self.started = time.perf_counter_ns()
-        self.queued_at = 0
-        self.queue_ns = 0
+        self.queue_ns: int | None = None
         self.headers_ns = 0
+        self.stream_ttft_ns: int | None = None
+
+    @property
+    def sent_ns(self) -> int:
+        """When the request really left: its start plus any wait for a connection."""
+        return self.started + (self.queue_ns or 0)
 
     def headers_received(self) -> None:
-        self.headers_ns = time.perf_counter_ns() - self.started - self.queue_ns
+        self.headers_ns = time.perf_counter_ns() - self.sent_ns
+
+    def first_chunk(self) -> None:
+        """A server-sent event stream's first body bytes: its time to first token, as far as a
+        transport that does not parse the events can tell."""
+        self.stream_ttft_ns = time.perf_counter_ns() - self.sent_ns
 
     def finish(self, status: int, bytes_in: int) -> None:
         observer = current_observer.get()
         if observer is not None:
-            total = time.perf_counter_ns() - self.started - self.queue_ns
+            total = time.perf_counter_ns() - self.sent_ns
             observer.request_done(
-                RequestTiming(status, self.queue_ns, self.headers_ns, total, bytes_in)
+                RequestTiming(
+                    status, self.queue_ns, self.headers_ns, total, bytes_in, self.stream_ttft_ns
+                )
             )
 
 
-async def _queued_start(_session: object, context: SimpleNamespace, _params: object) -> None:
-    watch = context.trace_request_ctx
-    if isinstance(watch, Stopwatch):
-        watch.queued_at = time.perf_counter_ns()
+class ConnectionGate:
+    """At most ``limit`` requests hold a connection at once; waiters get one in arrival order.
+
+    aiohttp's own connector limit hands a freed connection to whichever task asks next, so with
+    one connection and four lanes the lane that just finished kept it (39 probes to the others'
+    one each). Here a freed slot goes straight to the longest waiter.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, watch: Stopwatch) -> None:
+        watch.queue_ns = 0
+        if self._free and not self._waiters:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        queued_at = time.perf_counter_ns()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over as we were cancelled: pass it on
+            raise
+        watch.queue_ns = time.perf_counter_ns() - queued_at
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
-async def _queued_end(_session: object, context: SimpleNamespace, _params: object) -> None:
-    watch = context.trace_request_ctx
-    if isinstance(watch, Stopwatch) and watch.queued_at:
-        watch.queue_ns += time.perf_counter_ns() - watch.queued_at
+class SessionPool:
+    """The session's one aiohttp connection pool, with the FIFO gate when it is capped."""
+
+    def __init__(self, session: aiohttp.ClientSession, max_connections: int) -> None:
+        self.session = session
+        self._gate = ConnectionGate(max_connections) if max_connections else None
+
+    async def acquire(self, watch: Stopwatch) -> None:
+        if self._gate is not None:
+            await self._gate.acquire(watch)
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.release()
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 def aiohttp_timeout(seconds: float) -> aiohttp.ClientTimeout:
@@ -68,26 +127,19 @@ def aiohttp_timeout(seconds: float) -> aiohttp.ClientTimeout:
     )
 
 
-def open_session(
+def open_pool(
     headers: Mapping[str, str], timeout_s: float, max_connections: int = 0
-) -> aiohttp.ClientSession:
-    """The session's one pool. Unbounded by default: the checks' concurrency bounds the
-    connections, so no request waits for one. A bounded pool (to mimic a client's limits) is
-    traced to report that wait as queue time; tracing costs ~1 ms at p50 and more at p99 under
-    load (bench/README.md), so an unbounded pool, which cannot queue, goes without."""
-    tracing = []
-    if max_connections:
-        trace = aiohttp.TraceConfig()
-        trace.on_connection_queued_start.append(_queued_start)
-        trace.on_connection_queued_end.append(_queued_end)
-        tracing.append(trace)
-    return aiohttp.ClientSession(
+) -> SessionPool:
+    """Unbounded by default: the checks' concurrency bounds the connections, so no request
+    waits for one. A cap (to mimic a client's limits) goes through the FIFO gate, which also
+    measures each request's wait; the connector keeps the same limit as a backstop."""
+    session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0),
         headers=dict(headers),
         timeout=aiohttp_timeout(timeout_s),
-        trace_configs=tracing,
         auto_decompress=True,
     )
+    return SessionPool(session, max_connections)
 
 
 @contextmanager
@@ -111,30 +163,38 @@ def httpx_errors(request: httpx.Request | None = None) -> Iterator[None]:
         raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
     except aiohttp.InvalidURL as exc:
         raise httpx.InvalidURL(str(exc)) from exc
+    except aiohttp.ClientResponseError as exc:  # an answer that is not HTTP at all
+        raise httpx.RemoteProtocolError(
+            f"invalid HTTP response: {exc.message or type(exc).__name__}", request=request
+        ) from exc
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Lets an ``httpx.AsyncClient`` send through the shared aiohttp pool, timed."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(self, pool: SessionPool) -> None:
+        self._pool = pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
         read = timeouts.get("read")
         timeout = aiohttp_timeout(read) if read is not None else aiohttp.ClientTimeout(total=None)
         watch = Stopwatch()
-        with httpx_errors(request):
-            response = await self._session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=await request.aread() or None,
-                allow_redirects=False,
-                auto_decompress=False,
-                timeout=timeout,
-                trace_request_ctx=watch,
-            )
+        await self._pool.acquire(watch)
+        try:
+            with httpx_errors(request):
+                response = await self._pool.session.request(
+                    request.method,
+                    str(request.url),
+                    headers=request.headers.multi_items(),
+                    data=await request.aread() or None,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    timeout=timeout,
+                )
+        except BaseException:
+            self._pool.release()
+            raise
         watch.headers_received()
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
@@ -142,7 +202,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_TimedBody(response, watch, request),
+            stream=_TimedBody(response, watch, request, self._pool),
             request=request,
             extensions=extensions,
         )
@@ -153,19 +213,75 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 class _TimedBody(httpx.AsyncByteStream):
     def __init__(
-        self, response: aiohttp.ClientResponse, watch: Stopwatch, request: httpx.Request
+        self,
+        response: aiohttp.ClientResponse,
+        watch: Stopwatch,
+        request: httpx.Request,
+        pool: SessionPool,
     ) -> None:
         self._response = response
         self._watch = watch
         self._request = request
+        self._pool = pool
         self._bytes = 0
+        self._closed = False
+        self._event_stream = response.status < 300 and response.content_type == EVENT_STREAM
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with httpx_errors(self._request):
             async for chunk in self._response.content.iter_any():
+                if self._event_stream and not self._bytes:
+                    self._watch.first_chunk()
                 self._bytes += len(chunk)
                 yield chunk
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._response.release()
+        self._pool.release()
         self._watch.finish(self._response.status, self._bytes)
+
+
+class SyncTransport(httpx.BaseTransport):
+    """A blocking ``httpx.Client`` over the same pool, for ``def`` checks (the OpenAI SDK's
+    sync client): each request and each body chunk runs on the session loop."""
+
+    def __init__(self, transport: AiohttpTransport, loop: SessionLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()  # the async transport then reuses the buffered body
+        response = self._loop.run(self._transport.handle_async_request(request))
+        body = response.stream
+        assert isinstance(body, _TimedBody)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_SyncBody(body, self._loop),
+            request=request,
+            extensions=response.extensions,
+        )
+
+
+class _SyncBody(httpx.SyncByteStream):
+    def __init__(self, body: _TimedBody, loop: SessionLoop) -> None:
+        self._body = body
+        self._loop = loop
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = self._body.__aiter__()
+        while True:
+            try:
+                yield self._loop.run(_next(chunks))
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        self._loop.run(self._body.aclose())
+
+
+async def _next(chunks: AsyncIterator[bytes]) -> bytes:
+    return await chunks.__anext__()

@@ -74,6 +74,7 @@ def judge(
                 "headers_ms": summarize(http.headers_ms),
                 "total_ms": summarize(http.total_ms),
                 "queue_ms": summarize(http.queue_ms) if http.queue_ms.count else None,
+                "queue_waits": http.queue_waits,
                 "bytes_in": http.bytes_in,
             }
             if http.requests

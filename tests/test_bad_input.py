@@ -43,6 +43,9 @@ def test_check(deployment):
         ),
         ("duration='1s', max_p95_latency='fast'", "max_p95_latency='fast': expected a dur*"),
         ("duration='1s', max_ttft_p95=-1", "max_ttft_p95=-1: expected a duration >= 0*"),
+        ("duration=1e300", "duration=1e+300: expected a duration of at most 30 days (30d)*"),
+        ("duration='100000000h'", "duration='100000000h': expected a duration of at most 30*"),
+        ("duration='1s', request_timeout='31d'", "request_timeout='31d': *at most 30 days*"),
     ],
 )
 def test_marker_errors_name_test_argument_and_value(
@@ -93,6 +96,7 @@ def test_model_without_models_is_a_setup_error(pytester: pytest.Pytester) -> Non
             ["--observatory-max-connections=0"],
             "ERROR: --observatory-max-connections='0': expected an integer >= 1",
         ),
+        (["--observatory-duration=31d"], "ERROR: --observatory-duration='31d': *at most 30 days*"),
         (
             ["--deployment-url=mock?failure_rate=abc"],
             "ERROR: --deployment-url='mock?failure_rate=abc': *failure_rate*",
@@ -124,3 +128,46 @@ def test_url_credentials_never_shown_in_errors(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest("--deployment-url=ftp://user:hunter2secret@gw")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "hunter2secret" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (".", "ERROR: --observatory-report='.': is a directory; give a file path"),
+        ("afile/report.json", "ERROR: --observatory-report='afile/report.json': cannot write*"),
+        ("/proc/no/report.json", "ERROR: --observatory-report='/proc/no/report.json': cannot*"),
+    ],
+)
+def test_an_unwritable_report_path_stops_the_run_before_any_check(
+    pytester: pytest.Pytester, path: str, expected: str
+) -> None:
+    """Found at start, not after a 3-hour run that then looks green without its report."""
+    (pytester.path / "afile").write_text("a file, not a directory")
+    pytester.makepyfile(CHECK.format(args="duration='1s'"))
+    result = pytester.runpytest("--deployment-url=mock", f"--observatory-report={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert not list(pytester.path.glob("**/*.partial"))
+
+
+def test_a_report_that_fails_at_the_end_fails_the_run(pytester: pytest.Pytester) -> None:
+    """The directory vanishes mid-run and its place is taken by a file: the exit status says
+    so, and no half-written file is left behind."""
+    pytester.makepyfile(
+        """
+        import pathlib, shutil
+        import pytest
+
+        @pytest.mark.observatory(duration="200ms")
+        def test_check(deployment):
+            out = pathlib.Path("out")
+            if out.is_dir():
+                shutil.rmtree(out)
+                out.write_text("now a file")
+        """
+    )
+    result = pytester.runpytest("--deployment-url=mock", "--observatory-report=out/r.json")
+    result.stdout.fnmatch_lines(["*observatory report NOT written to out/r.json*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1)
+    assert not list(pytester.path.glob("**/*.partial"))

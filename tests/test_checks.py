@@ -302,8 +302,11 @@ async def test_echo(pytestconfig, model):
     assert "bad key Bearer ***" in report.read_text()
 
 
-def test_quiet_mode_omits_the_summary(pytester: pytest.Pytester) -> None:
+def test_the_summary_shows_with_q_and_hides_with_qq(pytester: pytest.Pytester) -> None:
+    """Like pytest's own summaries: -q keeps them, -qq drops them."""
     pytester.makepyfile(ASYNC_CHAT.format(args="duration='200ms'"))
+    result = pytester.runpytest("--deployment-url=mock", "-q")
+    result.stdout.fnmatch_lines(["*= observatory =*", "PASSED*test_chat"])
     result = pytester.runpytest("--deployment-url=mock", "-qq")
     assert "observatory" not in result.stdout.str()
 

@@ -26,6 +26,24 @@ def wait_for_probes(pytester: pytest.Pytester, marker_file: str, timeout_s: floa
         time.sleep(0.1)
 
 
+def ctrl_c(pytester: pytest.Pytester, after_s: float, *argv: str) -> tuple[int, str]:
+    """Run pytest in a child, press Ctrl-C `after_s` after the first probe started, and return
+    its exit status and output; a child still alive 20 s later fails the test."""
+    process = pytester.popen(
+        [sys.executable, "-m", "pytest", "--deployment-url=mock", *argv],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_probes(pytester, "started")
+        time.sleep(after_s)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout.decode()
+
+
 def test_ctrl_c_reports_an_interrupted_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -39,20 +57,8 @@ def test_ctrl_c_reports_an_interrupted_check(pytester: pytest.Pytester) -> None:
         """
     )
     report = pytester.path / "report.json"
-    process = pytester.popen(
-        [sys.executable, "-m", "pytest", "--deployment-url=mock", f"--observatory-report={report}"],
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_probes(pytester, "started")
-        time.sleep(1.5)
-        process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    output = stdout.decode()
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    returncode, output = ctrl_c(pytester, 1.5, f"--observatory-report={report}")
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
     assert "INTERRUPTED" in output and "= observatory =" in output
     (check,) = json.loads(report.read_text())["checks"]
     assert check["verdict"] == "interrupted"
@@ -86,3 +92,36 @@ def test_checks_get_a_timeout_that_outlasts_their_duration(pytester: pytest.Pyte
     pytester.makepyfile(LONG_CHECK.replace('duration="1h"', 'duration="2s"'))
     result = pytester.runpytest_subprocess("--deployment-url=mock", "--timeout=1")
     result.assert_outcomes(passed=1)
+
+
+HUNG_SYNC_PROBE = """
+import pathlib, time
+import pytest
+
+@pytest.mark.observatory(duration="1s", request_timeout="1s")
+def test_hangs(deployment):
+    pathlib.Path("started").touch()
+    time.sleep(60)
+"""
+
+
+def test_a_hung_sync_probe_does_not_keep_pytest_alive(pytester: pytest.Pytester) -> None:
+    """Reported hung at duration + request_timeout; the process then ends, whatever the probe's
+    thread still does (worker threads are never joined)."""
+    pytester.makepyfile(HUNG_SYNC_PROBE)
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess(
+        "--deployment-url=mock", "--observatory-report=r.json", timeout=60
+    )
+    assert time.monotonic() - started < 20  # the probe sleeps 60 s
+    result.assert_outcomes(failed=1)
+    (check,) = json.loads((pytester.path / "r.json").read_text())["checks"]
+    assert check["error_categories"] == {"timeout": 1}
+    assert "(hung)" in next(iter(check["errors"]))
+
+
+def test_ctrl_c_during_a_hung_sync_probe_ends_the_process(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HUNG_SYNC_PROBE.replace('duration="1s"', 'duration="1h"'))
+    returncode, output = ctrl_c(pytester, 0.0)  # the probe sleeps 60 s; the child gets 20
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "= observatory =" in output

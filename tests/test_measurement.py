@@ -9,7 +9,7 @@ import pytest
 
 from pytest_observatory.mock import MockGateway, MockSettings
 from pytest_observatory.observe import RequestTiming, current_observer
-from pytest_observatory.transport import AiohttpTransport, open_session
+from pytest_observatory.transport import AiohttpTransport, open_pool
 
 
 def run_check(
@@ -252,15 +252,15 @@ def test_time_queued_for_a_connection_is_not_latency() -> None:
         import httpx
 
         current_observer.set(Collect())  # type: ignore[arg-type]
-        session = open_session({}, 10.0, max_connections=1)
-        async with httpx.AsyncClient(transport=AiohttpTransport(session), base_url=url) as client:
+        pool = open_pool({}, 10.0, max_connections=1)
+        async with httpx.AsyncClient(transport=AiohttpTransport(pool), base_url=url) as client:
             body = {"model": "mock-gpt-4o", "messages": []}
             await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in "ab"))
-        await session.close()
+        await pool.close()
 
     with MockGateway(MockSettings(latency_s=0.1)) as mock:
         asyncio.run(scenario(mock.url))
-    first, second = sorted(timings, key=lambda t: t.queue_ns)
+    first, second = sorted(timings, key=lambda t: t.queue_ns or 0)
     assert first.queue_ns == 0
     assert 80e6 <= second.queue_ns <= 150e6
     for timing in timings:
@@ -268,20 +268,37 @@ def test_time_queued_for_a_connection_is_not_latency() -> None:
         assert timing.status == 200 and timing.headers_ns <= timing.total_ns
 
 
-def test_a_capped_pool_reports_queue_time_apart(pytester: pytest.Pytester) -> None:
-    result, check = run_check(
-        pytester,
-        "duration='1s', concurrency=4",
-        "await deployment.chat(model, 'hi')",
-        "mock?latency=50ms",
+def test_a_capped_pool_hands_connections_out_in_arrival_order(pytester: pytest.Pytester) -> None:
+    """Four lanes, one connection: each lane gets its turn (aiohttp's own limit let the lane
+    that just finished keep the connection: 39 probes against 1, 1, 1), every request's wait is
+    in queue_ms, zero waits included, and the deployment's latency stays ~50 ms."""
+    pytester.makepyfile(
+        """
+        import asyncio, collections, json, pathlib
+        import pytest
+
+        LANES = collections.Counter()
+
+        @pytest.mark.observatory(duration="1s", concurrency=4)
+        async def test_check(deployment, model):
+            LANES[id(asyncio.current_task())] += 1  # each lane is one task
+            pathlib.Path("lanes.json").write_text(json.dumps(sorted(LANES.values())))
+            await deployment.chat(model, "hi")
+        """
+    )
+    result = pytester.runpytest(
+        "--deployment-url=mock?latency=50ms",
         "--observatory-max-connections=1",
+        "--observatory-report=report.json",
     )
     result.assert_outcomes(passed=1)
+    lanes = json.loads((pytester.path / "lanes.json").read_text())
+    assert len(lanes) == 4 and lanes[-1] - lanes[0] <= 1, lanes
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
     http = check["http"]
-    # Four lanes share one connection, so requests wait for it (aiohttp hands it out
-    # unfairly: some wait far longer than three requests' time), yet the deployment's
-    # latency, per request and per probe, stays ~50 ms.
     assert 50 <= http["total_ms"]["p50"] < 60
     assert 50 <= check["latency_ms"]["p50"] < 60
-    assert http["queue_ms"]["p50"] > 40 and http["queue_ms"]["max"] > 100
+    # Three requests ahead of each one: ~150 ms of waiting, kept apart from latency.
+    assert 100 <= http["queue_ms"]["p50"] <= 200
+    assert http["requests"] - 4 <= http["queue_waits"] <= http["requests"]
     result.stdout.fnmatch_lines(["observatory: *max connections=1*"])

@@ -67,7 +67,6 @@ def test_header_shows_settings_without_secrets(pytester: pytest.Pytester) -> Non
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest(
         "--deployment-url=https://user:pw-SECRET@gw.example/v1?key=q-SECRET",
-        "--deployment-api-key=sk-SECRET-KEY",
         "--models=a,b",
         "--observatory-duration=20s",
     )

@@ -18,13 +18,21 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _arguments(argv: list[str] | None = None) -> tuple[MockSettings, str, int]:
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port from 1 to 65535")
+    return int(text)
+
+
+def _arguments(
+    argv: list[str] | None = None,
+) -> tuple[argparse.ArgumentParser, MockSettings, str, int]:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_observatory.mock",
         description="An OpenAI-compatible mock gateway with fault knobs.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4000)
+    parser.add_argument("--port", type=_port, default=4000)
     parser.add_argument(
         "--latency", type=_duration, default=0.0, help="added to every answer, e.g. 20ms"
     )
@@ -45,13 +53,16 @@ def _arguments(argv: list[str] | None = None) -> tuple[MockSettings, str, int]:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    return settings, args.host, args.port
+    return parser, settings, args.host, args.port
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, host, port = _arguments(argv)
+    parser, settings, host, port = _arguments(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, host, port))
+        try:
+            asyncio.run(serve(settings, host, port))
+        except OSError as exc:  # port in use, address not available
+            parser.error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 if __name__ == "__main__":

@@ -117,3 +117,5 @@ _QUERY_KNOBS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "burst_length": ("burst_length_s", parse_duration),
     "burst_model": ("burst_model", str),
 }
+# Knobs whose values may be shown: everything but the key the mock requires.
+PUBLIC_KNOBS = frozenset(_QUERY_KNOBS) - {"api_key"}

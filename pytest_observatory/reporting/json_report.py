@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -25,20 +26,26 @@ class JsonReport:
         self._checks.append(result.to_dict())
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self) -> None:
-        """Written even for an interrupted session: what was measured must not be lost."""
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Written even for an interrupted session: what was measured must not be lost. The
+        path was proven writable at start; if writing still fails, the run must not look green
+        (CI would pass with no report), and no half-written file is left behind."""
         document = {
             "version": SCHEMA_VERSION,
             "deployment_url": self._deployment_url,
             "checks": self._checks,
         }
+        partial = self._path.with_name(self._path.name + ".partial")
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self._path.with_name(self._path.name + ".partial")
             partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             os.replace(partial, self._path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
             self._outcome = f"observatory report NOT written to {self._path}: {exc}"
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         else:
             self._outcome = f"observatory report: {self._path}"
 

@@ -7,6 +7,7 @@ import pytest
 from ..durations import format_duration
 from ..result import JSON, CheckResult
 
+QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
     f"{'verdict':<12} {'duration':>9} {'probes':>8} {'fail rate':>9} "
     f"{'p50 ms':>9} {'p95 ms':>9}  check"
@@ -24,7 +25,7 @@ class TerminalSummary:
     def pytest_terminal_summary(
         self, terminalreporter: pytest.TerminalReporter, config: pytest.Config
     ) -> None:
-        if not self._results or config.get_verbosity() < 0:
+        if not self._results or config.get_verbosity() < QUIETEST_SHOWN:
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "observatory")
