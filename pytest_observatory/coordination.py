@@ -90,6 +90,14 @@ def queued_s(item: pytest.Item) -> float:
     return admission.queued_s if admission is not None else 0.0
 
 
+def lock_notes(item: pytest.Item) -> list[str]:
+    """What went wrong with the check's locks while it ran, for the result's notes."""
+    admission = item.stash.get(ADMISSION_KEY, None)
+    if admission is None:
+        return []
+    return [lease.problem for lease in admission.leases if lease.problem]
+
+
 def running_meta(item: pytest.Item) -> Meta | None:
     """The admitted check's slot metadata and wait, as it rides on its setup report."""
     admission = item.stash.get(ADMISSION_KEY, None)

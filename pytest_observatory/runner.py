@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .coordination import COORDINATOR_KEY, queued_s, running_meta
+from .coordination import COORDINATOR_KEY, lock_notes, queued_s, running_meta
 from .crash import STARTED_ATTR
 from .engine import CheckRun, Probe
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
@@ -164,7 +164,9 @@ class CheckRunner:
         )
         if skipped:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])
-        return dataclasses.replace(result, queued_s=queued_s(item))
+        return dataclasses.replace(
+            result, queued_s=queued_s(item), notes=result.notes + lock_notes(item)
+        )
 
 
 def _time_limit(spec: CheckSpec) -> float:

@@ -207,20 +207,20 @@ def checks(path: Path) -> list[dict]:  # type: ignore[type-arg]
     return json.loads(path.read_text())["checks"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("policy", ["skip", "fail"])
 def test_the_same_check_twice_at_once_runs_once_and_the_other_names_the_holder(
-    pytester: pytest.Pytester, backend: str, recorder: Recorder
+    pytester: pytest.Pytester, backend: str, recorder: Recorder, policy: str
 ) -> None:
     pytester.makepyfile(check(marker="duration='2s', interval='50ms'"))
-    first = spawn(pytester, "--observatory-report=a.json")
-    second = spawn(pytester, "--observatory-report=b.json")
+    option = f"--observatory-on-duplicate={policy}"
+    first = spawn(pytester, option, "--observatory-report=a.json")
+    second = spawn(pytester, option, "--observatory-report=b.json")
     outputs = {first.pid: finish(first), second.pid: finish(second)}
-    verdicts = {
-        first.pid: checks(pytester.path / "a.json")[0]["verdict"],
-        second.pid: checks(pytester.path / "b.json")[0]["verdict"],
-    }
-    assert sorted(verdicts.values()) == ["passed", "skipped"], outputs
-    (winner,) = (pid for pid, verdict in verdicts.items() if verdict == "passed")
-    (loser,) = (pid for pid, verdict in verdicts.items() if verdict == "skipped")
+    outcomes = {pid: re.findall(r"(\d+ \w+) in ", out)[-1] for pid, out in outputs.items()}
+    loses = "1 error" if policy == "fail" else "1 skipped"
+    assert sorted(outcomes.values()) == sorted([loses, "1 passed"]), outputs
+    (winner,) = (pid for pid, outcome in outcomes.items() if outcome == "1 passed")
+    (loser,) = set(outputs) - {winner}
     # Started at once, the loser may find the winner still claiming its slot.
     holder = (
         rf"duplicate of a running check: pid {winner} on host {re.escape(socket.gethostname())}"
@@ -360,6 +360,22 @@ def test_redis_lock_of_a_sigkilled_holder_expires_within_one_ttl(
     while redis_locks.keys("pytest-observatory:*-*"):
         assert time.monotonic() - killed <= REDIS_TTL_S + 0.5, "locks outlived one TTL"
         time.sleep(0.05)
+
+
+def test_a_lost_redis_lock_becomes_a_note_of_the_check(
+    pytester: pytest.Pytester, redis_locks: redis.Redis, recorder: Recorder
+) -> None:
+    pytester.makepyfile(check(gate=True))
+    holder = spawn(pytester, "--observatory-report=report.json")
+    wait_status(pytester, running=1)
+    redis_locks.delete(*redis_locks.keys("pytest-observatory:*-*"))  # as if it had expired
+    time.sleep(REDIS_TTL_S)  # a renewal or two find the locks gone
+    (pytester.path / "release").touch()
+    output = finish(holder)
+    (result,) = checks(pytester.path / "report.json")
+    assert result["verdict"] == "passed"
+    assert any("lost its lock pytest-observatory:" in note for note in result["notes"]), result
+    assert "note: lost its lock" in output and REDIS_PASSWORD not in output
 
 
 def test_no_secret_in_sidecars_redis_values_status_or_output(

@@ -23,6 +23,8 @@ META_SUFFIX = ".json"
 
 
 class FileLease:
+    problem: str | None = None  # a flock holds as long as its process lives
+
     def __init__(self, lock: FileLock, sidecar: Path, once: bool) -> None:
         self._lock = lock
         self._sidecar = sidecar

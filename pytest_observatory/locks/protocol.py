@@ -15,6 +15,9 @@ Meta = dict[str, Any]
 class Lease(Protocol):
     """A held lock; ``release`` is idempotent."""
 
+    #: Set when the back-end could not keep the lock held (safe to print); None while it holds.
+    problem: str | None
+
     def release(self) -> None: ...
 
 

@@ -29,6 +29,7 @@ class RedisLease:
     def __init__(self, backend: RedisBackend, lock: redis.lock.Lock) -> None:
         self._backend = backend
         self.lock = lock
+        self.problem: str | None = None
 
     def release(self) -> None:
         if self._backend.forget(self):
@@ -127,9 +128,17 @@ class RedisBackend:
                 try:
                     lease.lock.reacquire()
                 except redis_py.exceptions.LockNotOwnedError:
-                    self.forget(lease)  # expired while Redis was out of reach: taken by now
-                except redis_py.RedisError:
-                    pass  # out of reach for now; try again next round, within the TTL
+                    self.forget(lease)
+                    lease.problem = (
+                        f"lost its lock {lease.lock.name} on {self.description} (it expired or "
+                        "was deleted): a duplicate may have started meanwhile"
+                    )
+                except redis_py.RedisError as exc:
+                    # Out of reach for now; the next round may still renew within the TTL.
+                    lease.problem = lease.problem or (
+                        f"could not renew its lock on {self.description} "
+                        f"({type(exc).__name__}); it may have expired meanwhile"
+                    )
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
