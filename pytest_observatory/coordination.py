@@ -40,17 +40,18 @@ POLL_S = 0.2
 
 
 def check_identity(nodeid: str, settings: Settings, spec: CheckSpec) -> str:
-    """Same node, deployment, key, models and effective settings: the same check.
+    """Same node, deployment, credentials, models and effective settings: the same check.
 
-    Only hashes go in: the URL without credentials or query values, and the key's sha256."""
+    Secrets count only through a hash: the key, and the URL's user-info and query values."""
     fields = dataclasses.asdict(spec)
     del fields["on_duplicate"]  # how to meet a duplicate is not part of what the check is
     fields["models"] = sorted(spec.models)
-    key = settings.api_key
+    url = settings.deployment_url or ""
+    secrets = f"{settings.api_key or ''}\n{url}"
     document = {
         "nodeid": nodeid,
-        "deployment": redact_url(settings.deployment_url or ""),
-        "api_key_sha256": hashlib.sha256(key.encode()).hexdigest() if key else None,
+        "deployment": redact_url(url),
+        "secrets_sha256": hashlib.sha256(secrets.encode()).hexdigest(),
         "spec": fields,
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]

@@ -518,6 +518,8 @@ def test_identity_is_hashed_from_what_makes_a_check_the_same() -> None:
     assert base == check_identity("t.py::test", settings, replace(spec, on_duplicate="wait"))
     assert base != check_identity("t.py::other", settings, spec)
     assert base != check_identity("t.py::test", replace(settings, api_key="sk-2"), spec)
+    other_user = replace(settings, deployment_url="https://user:pw2@gw.example/v1")
+    assert base != check_identity("t.py::test", other_user, spec)
     assert base != check_identity("t.py::test", settings, replace(spec, duration_s=30))
     assert base != check_identity(
         "t.py::test", replace(settings, deployment_url="https://gw2.example/v1"), spec
