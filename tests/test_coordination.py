@@ -253,6 +253,41 @@ def test_wait_runs_duplicates_one_after_the_other(
     assert all(r["duration_s"] < 3 for r in results)
 
 
+def test_wait_for_a_duplicate_gives_up_at_the_check_s_time_limit(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import os, pathlib, time
+        import pytest
+
+        @pytest.fixture
+        def gate():  # runs after the locks are taken: the holder keeps them until `release`
+            while os.environ.get("HOLD") and not pathlib.Path("release").exists():
+                time.sleep(0.05)
+
+        @pytest.mark.observatory(duration="100ms", request_timeout="100ms", on_duplicate="wait")
+        def test_soak(gate):
+            pass
+        """
+    )
+    monkeypatch.setenv("HOLD", "1")
+    holder = spawn(pytester)
+    wait_status(pytester, running=1)
+    monkeypatch.delenv("HOLD")
+    started = time.monotonic()
+    output = finish(spawn(pytester))
+    waited = time.monotonic() - started
+    (pytester.path / "release").touch()
+    assert "1 passed" in finish(holder)
+    # duration + request timeout + the 30 s grace the runner gives every check
+    assert (
+        "test_soak: gave up after waiting 30.2s (the check's time limit) for a duplicate" in output
+    )
+    assert f"pid {holder.pid} on host" in output and "1 error" in output
+    assert 30 < waited < 60
+
+
 def test_eight_checks_on_four_workers_never_run_more_than_two_at_once(
     pytester: pytest.Pytester, backend: str, recorder: Recorder
 ) -> None:
