@@ -14,8 +14,9 @@ from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
-from .runner import FUNCTION_KEY, SPEC_KEY, CheckRunner, is_worker
+from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
+from .signals import XdistController
 
 if TYPE_CHECKING:
     import httpx
@@ -49,13 +50,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(coordinator.close)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
-        if config.pluginmanager.hasplugin("xdist"):
+        if settings.deployment_url is not None and _distributed(config):
+            config.pluginmanager.register(XdistController(config), "observatory-xdist")
             config.pluginmanager.register(CrashWatch(config), "observatory-crash")
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """This process is an xdist controller (xdist registers its session plugin after us)."""
+    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -77,6 +84,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if config.pluginmanager.hasplugin("timeout"):
+        parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     return ["observatory: " + ", ".join(parts)]
 
 

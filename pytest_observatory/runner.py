@@ -21,10 +21,12 @@ import pytest
 from .coordination import COORDINATOR_KEY, lock_notes, queued_s, running_meta
 from .crash import STARTED_ATTR
 from .engine import CheckRun, Probe
+from .journal import Journal, journal_path
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
 from .result import CheckResult
 from .runtime import DeploymentRuntime
+from .signals import StopOnSignal
 from .stats import CheckRecorder
 from .threads import DaemonThreadPool
 from .verdict import explain, judge
@@ -47,6 +49,19 @@ class CheckRunner:
         self._config = config
         self._settings = settings
         self._runtime = runtime
+        self._journal: Journal | None = None
+
+    def _journal_for_checks(self) -> Journal | None:
+        """Opened with the first check of the process, so plain test runs write nothing."""
+        if self._journal is None:
+            path = journal_path(self._config, self._settings.report_path)
+            if path is not None:
+                self._journal = Journal(path, self._settings.display_url)
+        return self._journal
+
+    def pytest_sessionfinish(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         has_timeout = self._config.pluginmanager.hasplugin("timeout")
@@ -98,6 +113,9 @@ class CheckRunner:
         result = self._run_check(pyfuncitem, spec)
         if result.verdict == "failed":
             pytest.fail(explain(result), pytrace=False)
+        if result.verdict == "interrupted":  # by a signal: end the session, reporters still run
+            pyfuncitem.session.shouldstop = f"observatory: {result.notes[-1]}"
+            pytest.fail(explain(result), pytrace=False)
         return True
 
     @pytest.hookimpl(wrapper=True)
@@ -131,9 +149,16 @@ class CheckRunner:
         probe = _make_probe(item, executor, runtime)
         recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
         run = CheckRun(spec, probe, recorder)
+        journal = self._journal_for_checks()
+        if journal is not None:
+            journal.check_started(item.nodeid, spec)
+            recorder.on_window_closed = lambda: journal.window_closed(self._result(item, run, spec))
+            recorder.on_new_error = functools.partial(journal.new_error, item.nodeid)
         future = runtime.loop.submit(run.run())
+        signals = StopOnSignal(run.interrupt)
         try:
-            future.result()
+            with signals:
+                future.result()
         except pytest.skip.Exception:
             item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
             raise
@@ -147,7 +172,16 @@ class CheckRunner:
             raise
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
-        result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+        result = self._result(item, run, spec)
+        if signals.received is not None:
+            result = dataclasses.replace(
+                result, notes=[*result.notes, f"stopped by {signals.received}"]
+            )
+        if journal is not None:
+            journal.check_finished(result)
+            if journal.error is not None:
+                result = dataclasses.replace(result, notes=[*result.notes, journal.error])
+        item.stash[RESULT_KEY] = result
         return result
 
     def _result(

@@ -66,11 +66,16 @@ class ErrorCounter:
         self._limit = limit
         self._counts: Counter[str] = Counter()
 
-    def add(self, message: str) -> None:
-        if message in self._counts or len(self._counts) < self._limit:
+    def add(self, message: str) -> bool:
+        """Count it; True when it is a distinct message seen for the first time."""
+        if message in self._counts:
             self._counts[message] += 1
-        else:
-            self._counts[OTHER_ERRORS] += 1
+            return False
+        if len(self._counts) < self._limit:
+            self._counts[message] = 1
+            return True
+        self._counts[OTHER_ERRORS] += 1
+        return False
 
     def most_common(self) -> list[tuple[str, int]]:
         return self._counts.most_common()
@@ -185,6 +190,10 @@ class CheckRecorder:
         self.timeline = FailureTimeline(duration_s)
         self.http = HttpStats()
         self.streams = StreamStats()
+        # Listeners (the journal): a time window closed, a distinct error was first seen.
+        self.on_window_closed: Callable[[], None] | None = None
+        self.on_new_error: Callable[[float, str | None, str], None] | None = None
+        self._open_window = -1
 
     def success(self, model: str | None, t_s: float, latency_ms: float) -> None:
         for stats in self._stats(model, t_s):
@@ -197,7 +206,8 @@ class CheckRecorder:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.failures += 1
-        self.errors.add(message)
+        if self.errors.add(message) and self.on_new_error is not None:
+            self.on_new_error(t_s, model, message)
         self.categories[category] += 1
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
@@ -219,5 +229,9 @@ class CheckRecorder:
         index = int(t_s // self.window_s)
         window = self.windows.get(index)
         if window is None:
+            if index > self._open_window:
+                if self._open_window >= 0 and self.on_window_closed is not None:
+                    self.on_window_closed()
+                self._open_window = index
             window = self.windows[index] = ProbeStats()
         return (self.total, per_model, window)

@@ -26,9 +26,12 @@ def wait_for_probes(pytester: pytest.Pytester, marker_file: str, timeout_s: floa
         time.sleep(0.1)
 
 
-def ctrl_c(pytester: pytest.Pytester, after_s: float, *argv: str) -> tuple[int, str]:
-    """Run pytest in a child, press Ctrl-C `after_s` after the first probe started, and return
-    its exit status and output; a child still alive 20 s later fails the test."""
+def ctrl_c(
+    pytester: pytest.Pytester, after_s: float, *argv: str, signum: int = signal.SIGINT
+) -> tuple[int, str]:
+    """Run pytest in a child, send it a signal (Ctrl-C's by default) `after_s` after the first
+    probe started, and return its exit status and output; a child still alive 20 s later fails
+    the test."""
     process = pytester.popen(
         [sys.executable, "-m", "pytest", "--deployment-url=mock", *argv],
         stdin=subprocess.DEVNULL,
@@ -36,7 +39,7 @@ def ctrl_c(pytester: pytest.Pytester, after_s: float, *argv: str) -> tuple[int, 
     try:
         wait_for_probes(pytester, "started")
         time.sleep(after_s)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, _ = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
@@ -125,3 +128,49 @@ def test_ctrl_c_during_a_hung_sync_probe_ends_the_process(pytester: pytest.Pytes
     returncode, output = ctrl_c(pytester, 0.0)  # the probe sleeps 60 s; the child gets 20
     assert returncode == pytest.ExitCode.INTERRUPTED, output
     assert "= observatory =" in output
+
+
+TWO_LONG_CHECKS = """
+import pathlib
+import pytest
+
+@pytest.mark.observatory(duration="1h", interval="20ms")
+async def test_one(deployment, model):
+    pathlib.Path("started").touch()
+    await deployment.chat(model, "hi")
+
+@pytest.mark.observatory(duration="1h", interval="20ms")
+async def test_two(deployment, model):
+    pathlib.Path("started").touch()
+    await deployment.chat(model, "hi")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_keeps_what_the_check_measured(pytester: pytest.Pytester, signum: int) -> None:
+    """What a CI runner sends on cancel: the check stops, its figures are reported in the
+    summary and the JSON report, the next check never starts, the exit status is non-zero."""
+    pytester.makepyfile(TWO_LONG_CHECKS)
+    returncode, output = ctrl_c(pytester, 1.5, "--observatory-report=r.json", signum=signum)
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    name = signal.Signals(signum).name
+    assert f"stopped by {name}" in output and "= observatory =" in output
+    (check,) = json.loads((pytester.path / "r.json").read_text())["checks"]
+    assert check["verdict"] == "interrupted" and check["probes"] > 10
+    assert check["notes"] == [f"stopped by {name}"]
+    assert 1.0 < check["duration_s"] < 20
+
+
+def test_sigterm_to_the_xdist_controller_reaches_the_workers(pytester: pytest.Pytester) -> None:
+    """Only the controller gets the signal; it passes it on, and each worker's check comes back
+    interrupted with its figures, reported once by the controller."""
+    pytester.makepyfile(TWO_LONG_CHECKS)
+    returncode, output = ctrl_c(
+        pytester, 2.0, "-n", "2", "--observatory-report=r.json", signum=signal.SIGTERM
+    )
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    checks = json.loads((pytester.path / "r.json").read_text())["checks"]
+    assert sorted(check["nodeid"].split("::")[1] for check in checks) == ["test_one", "test_two"]
+    for check in checks:
+        assert check["verdict"] == "interrupted" and check["probes"] > 10, check
+        assert check["notes"] == ["stopped by SIGTERM"]

@@ -73,7 +73,7 @@ def test_header_shows_settings_without_secrets(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(
         [
             "observatory: deployment=https://***@gw.example/v1?key=***, models=a,b, "
-            "duration override=20s"
+            "duration override=20s, check timeout=duration+request_timeout+30s (or its marker)"
         ]
     )
     assert "SECRET" not in result.stdout.str()
