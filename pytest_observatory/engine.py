@@ -35,6 +35,8 @@ NS_PER_S = 1_000_000_000
 LATE_AFTER_NS = 10 * NS_PER_MS
 LATE_NOTE_SHARE = 0.01
 STAGGER_S = 1.0
+LOOP_TICK_S = 0.1
+LOOP_BLOCKED_NS = 500 * NS_PER_MS  # a busy CI machine delays a tick by tens of ms, not this
 
 
 class CheckRun:
@@ -52,6 +54,8 @@ class CheckRun:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._late = 0
         self._max_lag_ns = 0
+        self._max_loop_lag_ns = 0
+        self._loop_blocks = 0
         self._abort: BaseException | None = None
         self.start_ns = 0
         self.end_ns = 0
@@ -69,6 +73,7 @@ class CheckRun:
         self._idle = asyncio.Event()
         self.start_ns = time.perf_counter_ns()
         self._deadline_ns = self.start_ns + int(self.spec.duration_s * NS_PER_S)
+        watchdog = asyncio.ensure_future(self._watch_loop())  # first, to see the first probe
         if self.spec.rate is None:
             for lane in range(self.spec.concurrency):
                 self._spawn(self._lane(lane))
@@ -81,6 +86,7 @@ class CheckRun:
             if self._tasks and not self._stop.is_set():
                 self._record_hung()
         finally:
+            watchdog.cancel()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -110,6 +116,17 @@ class CheckRun:
             for waiter in waiters:
                 waiter.cancel()
 
+    async def _watch_loop(self) -> None:
+        """A blocking call in an ``async def`` probe (``time.sleep``, a sync HTTP client) stalls
+        every lane and skews every timing; a tick that wakes up late shows it."""
+        while True:
+            before = time.perf_counter_ns()
+            await asyncio.sleep(LOOP_TICK_S)
+            lag = time.perf_counter_ns() - before - int(LOOP_TICK_S * NS_PER_S)
+            self._max_loop_lag_ns = max(self._max_loop_lag_ns, lag)
+            if lag >= LOOP_BLOCKED_NS:
+                self._loop_blocks += 1
+
     def _seconds_until(self, ns: int) -> float:
         return max(0.0, (ns - time.perf_counter_ns()) / NS_PER_S)
 
@@ -119,6 +136,7 @@ class CheckRun:
             "mode": "closed" if spec.rate is None else "open",
             "concurrency": spec.concurrency,
             "ramp_s": spec.ramp_s,
+            "max_loop_lag_ms": round(self._max_loop_lag_ns / NS_PER_MS, 3),
         }
         if spec.rate is not None:
             span_s = min(self.elapsed_s, spec.duration_s) or 1.0
@@ -133,6 +151,17 @@ class CheckRun:
         return summary
 
     def notes(self) -> list[str]:
+        notes = []
+        if self._loop_blocks:
+            notes.append(
+                f"the event loop was blocked {self._loop_blocks} times, for up to "
+                f"{self._max_loop_lag_ns / NS_PER_S:.1f}s: a blocking call in an async def "
+                "check (time.sleep, a sync HTTP client) stalls every probe and skews every "
+                "timing; await instead, or write a plain def check"
+            )
+        return notes + self._late_note()
+
+    def _late_note(self) -> list[str]:
         """A note when more than 1% of the probes started late: a few late starts are the
         machine's jitter, not a client that cannot keep up (they still count in `load`)."""
         if self._late <= LATE_NOTE_SHARE * self._started_probes:
@@ -235,14 +264,17 @@ class CheckRun:
         self._in_flight[slot] = (model, started)
         try:
             await self._probe(model)
-        except (Exception, pytest.fail.Exception) as exc:
-            category, message = classify(exc)
-            self.recorder.failure(model, self._t_s(started), category, message)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # pytest.skip or pytest.exit from the probe: end the check
+        except (pytest.skip.Exception, pytest.exit.Exception) as exc:  # they end the check
             self._abort = exc
             self._stop.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # Anything else is the probe failing, SystemExit, KeyboardInterrupt and
+            # GeneratorExit included: raised by probe code (a real Ctrl-C reaches the main
+            # thread, never this loop), and re-raised from a task they would kill the loop.
+            category, message = classify(exc)
+            self.recorder.failure(model, self._t_s(started), category, message)
         else:
             wall_ns = time.perf_counter_ns() - started
             self.recorder.success(

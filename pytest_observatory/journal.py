@@ -15,6 +15,7 @@ Lines hold ``CheckResult`` data and already-redacted error messages: no secret g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -95,7 +96,8 @@ class Journal:
         self._writer.join(WRITER_JOIN_S)
         self._writer = None
         if self.error is None:
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # moved or removed under us: nothing to clean
+                self.path.unlink(missing_ok=True)
 
     def _write(self, line: JSON) -> None:
         if self._writer is None:

@@ -51,7 +51,8 @@ def gateway() -> Iterator[Callable[..., MockGateway]]:
 
 class RecordingGateway:
     """A minimal OpenAI-compatible server on 127.0.0.1 that records every request line and
-    Authorization header, to check what really went over the wire (query, credentials)."""
+    Authorization header, to check what really went over the wire (query, credentials). Under
+    ``/html/`` it answers an HTML page, under ``/empty/`` a 200 with an empty body."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, str | None]] = []
@@ -75,6 +76,10 @@ class RecordingGateway:
                     (self.command, self.path, self.headers.get("Authorization"))
                 )
                 path = urllib.parse.urlsplit(self.path).path
+                if path.startswith("/html/"):  # a gateway's login or error page
+                    return self._send(200, "text/html", b"<html><body>Sign in</body></html>")
+                if path.startswith("/empty/"):
+                    return self._send(200, "application/json", b"")
                 if path.endswith("/fail"):
                     return self._send(500, "application/json", b'{"error": "boom"}')
                 if path.endswith("/models"):
