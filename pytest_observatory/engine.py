@@ -258,9 +258,9 @@ class CheckRun:
 
     async def _probe_once(self, slot: int) -> None:
         model = next(self._models)
-        observer = _ProbeObserver(self.recorder)
-        token = current_observer.set(observer)
         started = time.perf_counter_ns()
+        observer = _ProbeObserver(self.recorder, self._t_s(started))
+        token = current_observer.set(observer)
         self._in_flight[slot] = (model, started)
         try:
             await self._probe(model)
@@ -302,10 +302,11 @@ class _ProbeObserver:
     """Installed for one probe: forwards to the check's recorder and sums the probe's waits
     for a pooled connection, which are the client's, not the deployment's latency."""
 
-    __slots__ = ("_recorder", "queue_ns")
+    __slots__ = ("_recorder", "_t_s", "queue_ns")
 
-    def __init__(self, recorder: CheckRecorder) -> None:
+    def __init__(self, recorder: CheckRecorder, t_s: float) -> None:
         self._recorder = recorder
+        self._t_s = t_s  # the probe's start, which places its stream in a time window
         self.queue_ns = 0
 
     def request_done(self, timing: RequestTiming) -> None:
@@ -313,4 +314,4 @@ class _ProbeObserver:
         self._recorder.request_done(timing)
 
     def stream_done(self, result: StreamResult) -> None:
-        self._recorder.stream_done(result)
+        self._recorder.stream_done(result, self._t_s)

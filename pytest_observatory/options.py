@@ -10,11 +10,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from .durations import parse_duration
+from .history.compare import RegressionLimit, parse_max_regression
 from .locks import parse_lock_url
 from .mock.settings import PUBLIC_KNOBS, MockSettings
 from .redact import redact_url
@@ -82,6 +84,44 @@ MAX_CONNECTIONS = _Option(
     "queue_ms, apart from latency",
     "N",
 )
+HISTORY = _Option(
+    "--observatory-history",
+    "observatory_history",
+    "OBSERVATORY_HISTORY",
+    "append every check result to the SQLite history database at PATH (created if absent)",
+    "PATH",
+)
+LABEL = _Option(
+    "--observatory-label",
+    "observatory_label",
+    "OBSERVATORY_LABEL",
+    "free-form label stored with this run's history rows, e.g. the gateway version under test",
+    "LABEL",
+)
+BASELINE = _Option(
+    "--observatory-baseline",
+    "observatory_baseline",
+    "OBSERVATORY_BASELINE",
+    "compare each check with the history run labelled LABEL, or with the last passed run "
+    "('last'), of the same node id and models; needs --observatory-history",
+    "LABEL|last",
+)
+MAX_REGRESSION = _Option(
+    "--observatory-max-regression",
+    "observatory_max_regression",
+    "OBSERVATORY_MAX_REGRESSION",
+    "fail a check that regressed beyond these limits against the baseline, e.g. "
+    "'p95=20%,failure_rate=+0.5pp' (metrics p50, p95, p99, ttft_p95: N% or +DURATION; "
+    "failure_rate: +Npp); needs --observatory-baseline",
+    "LIMITS",
+)
+HTML = _Option(
+    "--observatory-html",
+    "observatory_html",
+    "OBSERVATORY_HTML",
+    "write a self-contained HTML report with plots over time of every check to PATH",
+    "PATH",
+)
 LOCK_DIR = _Option(
     "--observatory-lock-dir",
     "observatory_lock_dir",
@@ -120,6 +160,11 @@ ALL_OPTIONS = (
     DURATION,
     REPORT,
     MAX_CONNECTIONS,
+    HISTORY,
+    LABEL,
+    BASELINE,
+    MAX_REGRESSION,
+    HTML,
     LOCK_DIR,
     LOCK_URL,
     MAX_CONCURRENT,
@@ -159,6 +204,11 @@ class Settings:
     max_connections: int = 0
     mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
     target: Target | None = None  # a real deployment's URL, taken apart
+    history_path: Path | None = None
+    label: str | None = None
+    baseline: str | None = None  # a label, or "last"
+    max_regression: tuple[RegressionLimit, ...] = ()
+    html_path: Path | None = None
     lock_dir: Path = field(default_factory=lambda: DEFAULT_LOCK_DIR)
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
@@ -176,6 +226,14 @@ class Settings:
         if self.target is not None:
             return self.target.display
         return redact_url(self.deployment_url, public=PUBLIC_KNOBS)
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every value that must never be printed or stored: the API key (also the mock's),
+        the URL's credentials and query values."""
+        target_secrets = self.target.secrets if self.target else ()
+        mock_key = self.mock.api_key if self.mock else None
+        return (self.api_key, mock_key, *target_secrets)
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
@@ -203,6 +261,51 @@ def resolve_settings(config: pytest.Config) -> Settings:
     report, source = _raw(config, REPORT)
     report_path = None if report is None else _writable_report(report, source)
     max_connections = _count(config, MAX_CONNECTIONS)
+    return Settings(
+        deployment_url=url,
+        api_key=api_key,
+        models=models,
+        duration_override_s=override,
+        report_path=report_path,
+        max_connections=max_connections,
+        mock=mock,
+        target=target,
+        **_history_settings(config),
+        **_coordination_settings(config),
+    )
+
+
+def _history_settings(config: pytest.Config) -> dict[str, Any]:
+    """History, baseline and HTML options; a baseline needs a history, limits need a baseline."""
+    history, _ = _raw(config, HISTORY)
+    baseline, baseline_source = _raw(config, BASELINE)
+    if baseline is not None and history is None:
+        raise pytest.UsageError(
+            f"{baseline_source}={baseline!r}: needs a history database (--observatory-history)"
+        )
+    limits_text, source = _raw(config, MAX_REGRESSION)
+    limits: tuple[RegressionLimit, ...] = ()
+    if limits_text is not None:
+        try:
+            limits = parse_max_regression(limits_text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={limits_text!r}: {exc}") from None
+        if baseline is None:
+            raise pytest.UsageError(
+                f"{source}={limits_text!r}: needs a baseline (--observatory-baseline)"
+            )
+    html, source = _raw(config, HTML)
+    return {
+        "history_path": Path(history) if history is not None else None,
+        "label": _raw(config, LABEL)[0],
+        "baseline": baseline,
+        "max_regression": limits,
+        "html_path": None if html is None else _writable_report(html, source),
+    }
+
+
+def _coordination_settings(config: pytest.Config) -> dict[str, Any]:
+    """Dedup and slots: the lock back-end, the host's limit and the duplicate policy."""
     lock_dir, _ = _raw(config, LOCK_DIR)
     lock_url, source = _raw(config, LOCK_URL)
     if lock_url is not None:
@@ -215,20 +318,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"{source}={on_duplicate!r}: expected one of {', '.join(ON_DUPLICATE_CHOICES)}"
         )
-    return Settings(
-        deployment_url=url,
-        api_key=api_key,
-        models=models,
-        duration_override_s=override,
-        report_path=report_path,
-        max_connections=max_connections,
-        mock=mock,
-        target=target,
-        lock_url=lock_url,
-        max_concurrent=_count(config, MAX_CONCURRENT) or DEFAULT_MAX_CONCURRENT,
-        on_duplicate=on_duplicate or "skip",
-        lock_dir=DEFAULT_LOCK_DIR if lock_dir is None else Path(lock_dir),
-    )
+    return {
+        "lock_dir": DEFAULT_LOCK_DIR if lock_dir is None else Path(lock_dir),
+        "lock_url": lock_url,
+        "max_concurrent": _count(config, MAX_CONCURRENT) or DEFAULT_MAX_CONCURRENT,
+        "on_duplicate": on_duplicate or "skip",
+    }
 
 
 def _count(config: pytest.Config, option: _Option) -> int:

@@ -10,8 +10,10 @@ import pytest
 from . import hookspecs, status
 from .coordination import COORDINATOR_KEY, Coordinator
 from .crash import CrashWatch
+from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
+from .reporting.html import html_report
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
@@ -48,6 +50,10 @@ def pytest_configure(config: pytest.Config) -> None:
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
     coordinator = config.stash[COORDINATOR_KEY] = Coordinator(config, settings)
     config.add_cleanup(coordinator.close)
+    if settings.baseline is not None:
+        from .history.configure import load_comparison  # sqlite3 only when configured
+
+        config.stash[COMPARISON_KEY] = load_comparison(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
     if not is_worker(config):
         if settings.deployment_url is not None and _distributed(config):
@@ -58,6 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
+        if settings.html_path is not None:
+            config.pluginmanager.register(html_report(settings), "observatory-html")
+        if settings.history_path is not None:
+            from .history.configure import history_writer
+
+            config.pluginmanager.register(history_writer(settings), "observatory-history")
 
 
 def _distributed(config: pytest.Config) -> bool:
@@ -84,6 +96,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"report={settings.report_path}")
     if settings.max_connections:
         parts.append(f"max connections={settings.max_connections}")
+    if settings.history_path is not None:
+        parts.append(f"history={settings.history_path}")
+    if settings.baseline is not None:
+        limits = ",".join(f"{limit.name}={limit.text}" for limit in settings.max_regression)
+        parts.append(f"baseline={settings.baseline}" + (f" (max {limits})" if limits else ""))
+    if settings.html_path is not None:
+        parts.append(f"html={settings.html_path}")
     if config.pluginmanager.hasplugin("timeout"):
         parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     return ["observatory: " + ", ".join(parts)]

@@ -9,7 +9,8 @@ through this module.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -55,3 +56,15 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
         if len(secret) >= MIN_SECRET_CHARS:
             text = text.replace(secret, MASK)
     return text
+
+
+def scrub_data(data: Any, secrets: Sequence[str | None]) -> Any:
+    """``scrub`` every string (keys too) of JSON-like data: a whole result before it is stored
+    or rendered. Numbers are left alone."""
+    if isinstance(data, str):
+        return scrub(data, secrets)
+    if isinstance(data, dict):
+        return {scrub(str(k), secrets): scrub_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [scrub_data(item, secrets) for item in data]
+    return data

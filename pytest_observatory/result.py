@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 # crashed: the xdist worker running the check died; the controller reports what it knew.
@@ -41,6 +42,9 @@ class CheckResult:
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     queued_s: float = 0.0  # waited for a duplicate or a slot before the run; not in duration_s
+    started_at: str | None = None  # wall clock, ISO 8601 UTC (utc_iso); None when never run
+    ended_at: str | None = None
+    baseline: JSON | None = None  # deltas against --observatory-baseline (history/compare.py)
 
     def to_dict(self) -> JSON:
         return asdict(self)
@@ -49,3 +53,13 @@ class CheckResult:
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def utc_iso(epoch_s: float | None = None) -> str:
+    """Wall-clock time as ISO 8601 UTC with milliseconds, e.g. '2026-11-26T05:10:03.125Z'."""
+    moment = (
+        datetime.now(timezone.utc)
+        if epoch_s is None
+        else datetime.fromtimestamp(epoch_s, timezone.utc)
+    )
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

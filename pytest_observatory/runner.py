@@ -13,6 +13,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -21,10 +22,11 @@ import pytest
 from .coordination import COORDINATOR_KEY, lock_notes, queued_s, running_meta
 from .crash import STARTED_ATTR
 from .engine import CheckRun, Probe
+from .history.compare import COMPARISON_KEY
 from .journal import Journal, journal_path
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
-from .result import CheckResult
+from .result import CheckResult, utc_iso
 from .runtime import DeploymentRuntime
 from .signals import StopOnSignal
 from .stats import CheckRecorder
@@ -198,9 +200,16 @@ class CheckRunner:
         )
         if skipped:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])
-        return dataclasses.replace(
-            result, queued_s=queued_s(item), notes=result.notes + lock_notes(item)
+        ended = time.time()
+        result = dataclasses.replace(
+            result,
+            started_at=utc_iso(ended - run.elapsed_s),
+            ended_at=utc_iso(ended),
+            queued_s=queued_s(item),
+            notes=result.notes + lock_notes(item),
         )
+        comparison = self._config.stash.get(COMPARISON_KEY, None)
+        return result if comparison is None else comparison.apply(result)
 
 
 def _time_limit(spec: CheckSpec) -> float:

@@ -95,9 +95,7 @@ class DeploymentRuntime:
 
     def redact(self, text: str) -> str:
         """Every error message a check stores passes here, whatever raised it."""
-        target_secrets = self.settings.target.secrets if self.settings.target else ()
-        mock_key = self.settings.mock.api_key if self.settings.mock else None
-        return scrub(text, (self.settings.api_key, mock_key, *target_secrets))
+        return scrub(text, self.settings.secrets)
 
     def close(self) -> None:
         """Close the client on the loop that owns its connections, then the loop and the mock."""

@@ -184,6 +184,7 @@ class CheckRecorder:
         self.total = ProbeStats()
         self.models: dict[str | None, ProbeStats] = {}
         self.windows: dict[int, ProbeStats] = {}
+        self.window_ttft_ms: dict[int, LatencyHistogram] = {}  # streamed probes only
         self.errors = ErrorCounter()
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
@@ -219,8 +220,13 @@ class CheckRecorder:
             self.streams.add_ttft(timing.stream_ttft_ns / NS_PER_MS)
             self.streams.token_sources[TRANSPORT_TIMED] += 1
 
-    def stream_done(self, result: StreamResult) -> None:
+    def stream_done(self, result: StreamResult, t_s: float) -> None:
         self.streams.add(result)
+        index = int(t_s // self.window_s)
+        ttft = self.window_ttft_ms.get(index)
+        if ttft is None:
+            ttft = self.window_ttft_ms[index] = LatencyHistogram()
+        ttft.record(result.ttft_ms)
 
     def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
         per_model = self.models.get(model)

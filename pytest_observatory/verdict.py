@@ -266,6 +266,7 @@ def _windows(recording: CheckRecorder, duration_s: float) -> list[JSON]:
     rows: list[JSON] = []
     for index in sorted(recording.windows):
         window = recording.windows[index]
+        ttft = recording.window_ttft_ms.get(index)
         rows.append(
             {
                 "start_s": round(index * width, 3),
@@ -275,6 +276,8 @@ def _windows(recording: CheckRecorder, duration_s: float) -> list[JSON]:
                 "failure_rate": _rate(window),
                 "p50_ms": _round(window.latency.quantile(0.5)),
                 "p95_ms": _round(window.latency.quantile(0.95)),
+                "ttft_p50_ms": _round(ttft.quantile(0.5)) if ttft is not None else None,
+                "ttft_p95_ms": _round(ttft.quantile(0.95)) if ttft is not None else None,
             }
         )
     return rows

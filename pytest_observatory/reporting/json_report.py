@@ -16,6 +16,11 @@ SCHEMA_VERSION = 1
 
 
 class JsonReport:
+    """Collects the session's results and writes them to one file at session end; the HTML
+    report is the same with another ``render``."""
+
+    kind = "observatory report"
+
     def __init__(self, path: Path, deployment_url: str | None) -> None:
         self._path = path
         self._deployment_url = deployment_url
@@ -30,24 +35,27 @@ class JsonReport:
         """Written even for an interrupted session: what was measured must not be lost. The
         path was proven writable at start; if writing still fails, the run must not look green
         (CI would pass with no report), and no half-written file is left behind."""
+        partial = self._path.with_name(self._path.name + ".partial")
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(self.render(), encoding="utf-8")
+            os.replace(partial, self._path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            self._outcome = f"{self.kind} NOT written to {self._path}: {exc}"
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            self._outcome = f"{self.kind}: {self._path}"
+
+    def render(self) -> str:
         document = {
             "version": SCHEMA_VERSION,
             "deployment_url": self._deployment_url,
             "checks": self._checks,
         }
-        partial = self._path.with_name(self._path.name + ".partial")
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-            os.replace(partial, self._path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                partial.unlink(missing_ok=True)
-            self._outcome = f"observatory report NOT written to {self._path}: {exc}"
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        else:
-            self._outcome = f"observatory report: {self._path}"
+        return json.dumps(document, indent=2) + "\n"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self._outcome:

@@ -42,6 +42,8 @@ class TerminalSummary:
                 )
             if result.onset:
                 write(f"{'':<12} onset: {result.onset['summary']}")
+            if result.baseline:
+                write(f"{'':<12} baseline: {result.baseline['summary']}")
             for note in result.notes:
                 write(f"{'':<12} note: {note}", yellow=True)
 
