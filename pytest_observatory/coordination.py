@@ -22,7 +22,6 @@ import os
 import socket
 import sys
 import time
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,6 +30,7 @@ from .locks import Lease, LockBackend, LockBackendError, Meta, open_backend
 from .marker import CheckSpec
 from .options import Settings
 from .redact import redact_url
+from .result import utc_iso
 
 CHECK_PREFIX = "check-"
 SLOT_PREFIX = "slot-"
@@ -63,10 +63,6 @@ def deployment_host(settings: Settings) -> str:
         return settings.deployment_url.split("?")[0] if settings.deployment_url else ""
     parts = urlsplit(settings.deployment_url)
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
-
-
-def utc(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Admission:
@@ -164,7 +160,7 @@ class Coordinator:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "worker": workerinput["workerid"] if workerinput else None,
-            "since": utc(time.time()),
+            "since": utc_iso(),
             "duration_s": spec.duration_s,
             "max_concurrent": self._settings.max_concurrent,
         }
@@ -218,8 +214,8 @@ class Coordinator:
                     now = time.time()
                     running = {
                         **meta,
-                        "started": utc(now),
-                        "expected_end": utc(now + spec.duration_s),
+                        "started": utc_iso(now),
+                        "expected_end": utc_iso(now + spec.duration_s),
                     }
                     for slot in range(limit):
                         lease = backend.try_lock(f"{SLOT_PREFIX}{slot}", running)

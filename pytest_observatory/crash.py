@@ -17,6 +17,7 @@ from .result import CheckResult
 
 STARTED_ATTR = "observatory_started"
 XDIST_CRASH_PHASE = "???"  # the `when` of the report xdist makes for a crashed worker's test
+UTC_ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # as result.utc_iso writes it
 
 
 class CrashWatch:
@@ -40,13 +41,16 @@ class CrashWatch:
 def crashed_result(nodeid: str, meta: Meta) -> CheckResult:
     started = meta.get("started")
     ran_s = 0.0
-    if isinstance(started, str):
-        start = datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    if not isinstance(started, str):
+        started = None
+    else:
+        start = datetime.strptime(started, UTC_ISO_FORMAT).replace(tzinfo=timezone.utc)
         ran_s = max(time.time() - start.timestamp(), 0.0)
     return CheckResult(
         nodeid,
         "crashed",
         duration_s=round(ran_s, 3),
+        started_at=started,
         queued_s=float(meta.get("queued_s", 0.0)),
         notes=[
             f"xdist worker {meta.get('worker')} (pid {meta.get('pid')} on host "

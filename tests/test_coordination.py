@@ -551,7 +551,7 @@ def test_a_worker_dying_mid_check_is_reported_crashed_once(pytester: pytest.Pyte
     assert sorted(results) == ["test_dies", "test_lives"], result.stdout.str()
     assert results["test_lives"]["verdict"] == "passed"
     dead = results["test_dies"]
-    assert dead["verdict"] == "crashed"
+    assert dead["verdict"] == "crashed" and dead["started_at"].endswith("Z")
     assert "died during the check" in dead["notes"][0]
     result.stdout.fnmatch_lines(
         ["CRASHED*::test_dies", "*note: xdist worker gw* died during the check*"]
