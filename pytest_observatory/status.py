@@ -12,42 +12,47 @@ import sys
 import pytest
 
 from .coordination import SLOT_PREFIX, TICKET_PREFIX, WAIT_PREFIX
-from .locks import LockBackendError, Meta, open_backend
+from .locks import LockBackend, LockBackendError, Meta, open_backend
 from .options import Settings
 
 COLUMNS = ("state", "started", "expected end", "pid", "host", "deployment", "models", "check")
+
+
+def snapshot(backend: LockBackend, max_concurrent: int) -> Meta:
+    """What runs and what waits, as ``--observatory-status --json`` prints it."""
+    running = sorted(
+        (meta for _, meta in backend.holders(SLOT_PREFIX)),
+        key=lambda meta: str(meta.get("started")),
+    )
+    queued = [meta for _, meta in backend.holders(TICKET_PREFIX)]
+    # The limit the checks run under, which a status call's own options need not repeat.
+    limits = {meta["max_concurrent"] for meta in running + queued if "max_concurrent" in meta}
+    return {
+        "locks": backend.description,
+        "max_concurrent": max(limits) if limits else max_concurrent,
+        "running": running,
+        "queued": queued,
+        "waiting_for_duplicate": [meta for _, meta in backend.holders(WAIT_PREFIX)],
+    }
 
 
 def main(config: pytest.Config, settings: Settings) -> int:
     try:
         backend = open_backend(settings.lock_url, settings.lock_dir)
         try:
-            running = sorted(
-                (meta for _, meta in backend.holders(SLOT_PREFIX)),
-                key=lambda meta: str(meta.get("started")),
-            )
-            queued = [meta for _, meta in backend.holders(TICKET_PREFIX)]
-            waiting = [meta for _, meta in backend.holders(WAIT_PREFIX)]
+            state = snapshot(backend, settings.max_concurrent)
         finally:
             backend.close()
     except LockBackendError as exc:
         print(f"observatory status: {exc}", file=sys.stderr)
         return int(pytest.ExitCode.USAGE_ERROR)
-    # The limit the checks run under, which a status call's own options need not repeat.
-    limits = {meta["max_concurrent"] for meta in running + queued if "max_concurrent" in meta}
-    limit = max(limits) if limits else settings.max_concurrent
     if config.getoption("json"):
-        document = {
-            "locks": backend.description,
-            "max_concurrent": limit,
-            "running": running,
-            "queued": queued,
-            "waiting_for_duplicate": waiting,
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(state, indent=2))
         return 0
+    running, queued = state["running"], state["queued"]
+    waiting = state["waiting_for_duplicate"]
     print(
-        f"observatory status ({backend.description}, max-concurrent {limit}): "
+        f"observatory status ({state['locks']}, max-concurrent {state['max_concurrent']}): "
         f"{len(running)} running, {len(queued)} queued, {len(waiting)} waiting for a duplicate"
     )
     rows = [_row("running", m, m.get("started"), m.get("expected_end")) for m in running]
