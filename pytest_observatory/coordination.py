@@ -37,6 +37,7 @@ SLOT_PREFIX = "slot-"
 TICKET_PREFIX = "ticket-"
 WAIT_PREFIX = "wait-"
 POLL_S = 0.2
+PUBLISH_WAIT_S = 2.0  # how long a new holder may take to publish who it is
 
 
 def check_identity(nodeid: str, settings: Settings, spec: CheckSpec) -> str:
@@ -170,14 +171,19 @@ class Coordinator:
     ) -> Lease:
         name = CHECK_PREFIX + meta["identity"]
         policy = spec.on_duplicate or self._settings.on_duplicate
-        deadline = time.monotonic() + limit_s
+        now = time.monotonic()
+        deadline, published_by = now + limit_s, now + PUBLISH_WAIT_S
         waiting: Lease | None = None
         try:
             while True:
                 lease = backend.try_lock(name, meta)
                 if lease is not None:
                     return lease
-                holder = describe_holder(backend, meta["identity"], backend.holder(name))
+                current = backend.holder(name)
+                if current is None or (not current and time.monotonic() < published_by):
+                    time.sleep(POLL_S)  # freed meanwhile, or its holder is still writing its name
+                    continue
+                holder = describe_holder(backend, meta["identity"], current)
                 if policy == "skip":
                     # Shown at the test's location, as a skip marker's reason is.
                     raise pytest.skip.Exception(
