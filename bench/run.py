@@ -226,7 +226,15 @@ def run_engine(
 ) -> dict[str, Any]:
     test = workdir / "test_bench_engine.py"
     test.write_text(CHECK.format(seconds=seconds, concurrency=concurrency, extra=extra))
-    report = workdir / "engine.json"
+    argv = [f"--deployment-url={url}", "--models=m"]
+    return run_check(test, argv, seconds + 120, pinned_to=CLIENT_CORE)
+
+
+def run_check(
+    test: Path, argv: list[str], timeout_s: float, pinned_to: str | None = None
+) -> dict[str, Any]:
+    """Run one check file in a pytest subprocess; return its check from the JSON report."""
+    report = test.with_suffix(".json")
     command = [
         sys.executable,
         "-m",
@@ -235,15 +243,14 @@ def run_engine(
         "-p",
         "no:cacheprovider",
         str(test),
-        f"--deployment-url={url}",
-        "--models=m",
+        *argv,
         f"--observatory-report={report}",
         "-W",
         "ignore::pytest.PytestDeprecationWarning",
     ]
-    subprocess.run(
-        pinned(CLIENT_CORE, command), capture_output=True, timeout=seconds + 120, cwd=workdir
-    )
+    if pinned_to is not None:
+        command = pinned(pinned_to, command)
+    subprocess.run(command, capture_output=True, timeout=timeout_s, cwd=test.parent)
     check: dict[str, Any] = json.loads(report.read_text())["checks"][0]
     return check
 

@@ -9,10 +9,11 @@ reuse, which a fresh client per request would hide. The helpers send through tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from .stats import NS_PER_MS
 from .target import Target
 from .transport import (
     CONNECT_TIMEOUT_S,
+    EVENT_STREAM,
     AiohttpTransport,
     SessionPool,
     Stopwatch,
@@ -85,11 +87,13 @@ class AsyncDeployment:
         self._loop = loop
         self._timeout_s = DEFAULT_TIMEOUT_S
         self._timeout = aiohttp_timeout(DEFAULT_TIMEOUT_S)
+        self._deadline = aiohttp_timeout(DEFAULT_TIMEOUT_S, whole_request=True)
 
     def set_request_timeout(self, seconds: float) -> None:
         """Checks run one after another in a process, so each sets the shared timeout."""
         self._timeout_s = seconds
         self._timeout = aiohttp_timeout(seconds)
+        self._deadline = aiohttp_timeout(seconds, whole_request=True)
         set_request_timeout(self.client, seconds)
 
     async def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
@@ -127,6 +131,15 @@ class AsyncDeployment:
                         watch.finish(response.status, len(raw))
                         raise DeploymentHTTPError(
                             response.status, "/v1/chat/completions", _error_detail(raw, response)
+                        )
+                    if "Content-Type" in response.headers and (
+                        response.content_type != EVENT_STREAM
+                    ):
+                        raw = await response.content.read(80)
+                        watch.finish(response.status, len(raw))
+                        raise DeploymentError(
+                            f"stream from /v1/chat/completions (HTTP {response.status}) is "
+                            f"{response.content_type}, not {EVENT_STREAM}: {raw!r}"
                         )
                     reader = _StreamReader(watch, self._timeout_s)
                     try:
@@ -170,7 +183,7 @@ class AsyncDeployment:
                     params=self._query,
                     data=None if body is None else json.dumps(body),
                     headers=_JSON_HEADERS,
-                    timeout=self._timeout,
+                    timeout=self._deadline,
                 ) as response:
                     watch.headers_received()
                     raw = await response.read()
@@ -183,7 +196,8 @@ class AsyncDeployment:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise DeploymentError(
-                f"invalid JSON from /v1/{path} (HTTP {response.status}): {raw[:80]!r}"
+                f"invalid JSON from /v1/{path} (HTTP {response.status}, "
+                f"{response.content_type}): {raw[:80]!r}"
             ) from None
 
     def openai(self, **options: Any) -> openai.AsyncOpenAI:
@@ -233,11 +247,13 @@ class _StreamReader:
         self.ended_ns = 0
 
     async def read(self, response: aiohttp.ClientResponse) -> None:
+        """Lines are split here rather than by aiohttp's line iterator, which gives up on a line
+        over 512 KiB (``LineTooLong``): one event may legitimately carry a whole answer."""
         try:
-            async for raw_line in response.content:
-                self.bytes_in += len(raw_line)
-                if self._feed(raw_line.decode("utf-8", errors="replace").rstrip("\r\n")):
-                    break
+            async with contextlib.aclosing(self._lines(response)) as lines:
+                async for line in lines:
+                    if self._feed(line):
+                        break
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):  # not builtin on 3.10
             raise StreamError(
                 f"stream stalled: no data for {self._timeout_s:g}s after {self.chunks} chunks",
@@ -253,6 +269,18 @@ class _StreamReader:
                 f"stream ended without [DONE] after {self.chunks} chunks", "stream_truncated"
             )
         self.ended_ns = time.perf_counter_ns()
+
+    async def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
+        partial: list[bytes] = []  # pieces of a line not ended yet: joined once, not re-copied
+        async for chunk in response.content.iter_any():
+            self.bytes_in += len(chunk)
+            *ended, rest = chunk.split(b"\n")
+            for piece in ended:
+                partial.append(piece)
+                line, partial = b"".join(partial), []
+                yield line.decode("utf-8", errors="replace").rstrip("\r")
+            if rest:
+                partial.append(rest)
 
     def _feed(self, line: str) -> bool:
         """One SSE line; True once ``[DONE]`` arrived."""
@@ -281,6 +309,14 @@ class _StreamReader:
         except (json.JSONDecodeError, AttributeError):
             raise StreamError(f"bad SSE data: {data[:60]!r}", "bad_sse") from None
         self.chunks += 1
+        if chunk.get("error") and not choices:
+            # A gateway whose upstream failed mid-stream says so in-band (LiteLLM, vLLM), then
+            # ends the stream: without this, a [DONE] after it would pass for a good answer.
+            raise StreamError(
+                f"stream ended by an error event after {self.chunks - 1} chunks: "
+                f"{_error_message(chunk['error'])}",
+                "stream_truncated",
+            )
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         for choice in choices:
@@ -376,8 +412,11 @@ def _error_detail(raw: bytes, response: aiohttp.ClientResponse) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return raw.decode("utf-8", errors="replace").strip()[:160] or (response.reason or "")
     error = payload.get("error") if isinstance(payload, dict) else None
+    return _error_message(error) if error else json.dumps(payload)[:160]
+
+
+def _error_message(error: object) -> str:
+    """The message of an OpenAI-shaped ``error`` member (an object or a plain string)."""
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
-    if isinstance(error, str):
-        return error
-    return json.dumps(payload)[:160]
+    return error if isinstance(error, str) else json.dumps(error)[:160]

@@ -7,8 +7,9 @@ deployment's speed, at most ``concurrency`` in flight; when that cap makes probe
 the lag is counted and reported instead of silently lowering the rate. ``ramp`` grows the lanes
 or the rate linearly from zero.
 
-Probe outcomes never stop a check; only its end (duration or probe budget), an interrupt, or a
-skip raised by the probe itself do.
+Probe outcomes never stop a check by themselves; only its end (duration or probe budget), an
+interrupt, a skip raised by the probe itself, or ``stop(reason)`` (the fail-fast rule of the
+verdict layer, sequential.py) do.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class CheckRun:
         self.spec = spec
         self.recorder = recorder
         self.interrupted = False
+        self.stop_reason: str | None = None
         self._probe = probe
         self._models = itertools.cycle(spec.models) if spec.models else itertools.repeat(None)
         self._started_probes = 0
@@ -99,6 +101,15 @@ class CheckRun:
         if self._loop is None or self._loop.is_closed():
             return
         self.interrupted = True
+        self._loop.call_soon_threadsafe(self._stop.set)
+
+    def stop(self, reason: str) -> None:
+        """Stop early with a reason (fail-fast): like interrupt(), but the check is judged on
+        the figures so far. The first reason wins."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        if self.stop_reason is None:
+            self.stop_reason = reason
         self._loop.call_soon_threadsafe(self._stop.set)
 
     async def _wait_idle(self, timeout_s: float) -> None:
@@ -262,6 +273,7 @@ class CheckRun:
         observer = _ProbeObserver(self.recorder, self._t_s(started))
         token = current_observer.set(observer)
         self._in_flight[slot] = (model, started)
+        self.recorder.probe_started(self._t_s(started))
         try:
             await self._probe(model)
         except (pytest.skip.Exception, pytest.exit.Exception) as exc:  # they end the check

@@ -57,6 +57,8 @@ def _category(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, (ConnectionError, *_loaded(_CONNECTION_ERRORS))):
         return "connection_refused" if _is_refused(exc) else "connection_error"
+    if type(exc) in _loaded(_STREAM_ERROR_EVENTS):
+        return "stream_truncated"
     if isinstance(exc, RuntimeError) and "client has been closed" in str(exc):
         return "client_closed"
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):
@@ -86,6 +88,10 @@ _CONNECTION_ERRORS = (
     ("requests", "ConnectionError"),
     ("aiohttp", "ClientConnectionError"),
 )
+# The OpenAI SDK raises its bare APIError (the exact class: its subclasses carry a status or
+# are connection errors) only for an in-band ``{"error": ...}`` event, which a gateway sends
+# when its upstream fails mid-stream: the helpers' StreamError says the same.
+_STREAM_ERROR_EVENTS = (("openai", "APIError"),)
 
 
 def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:

@@ -20,9 +20,9 @@ MARKER_HELP = (
     "observatory(*, duration, max_failure_rate=0.01, models=None, concurrency=1, interval=None, "
     "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
-    "max_ttft_p95=None, on_duplicate=None): run the test body as a probe again and again for "
-    "`duration`, keeping `concurrency` probes in flight (or starting `rate` per second), and "
-    "judge the run."
+    "max_ttft_p95=None, fail_fast=None, on_duplicate=None): run the test body as a probe again and "
+    "again for `duration`, keeping `concurrency` probes in flight (or starting `rate` per second), "
+    "and judge the run."
 )
 MAX_CONCURRENCY = 4096
 MAX_RATE = 100_000.0
@@ -56,6 +56,7 @@ class CheckSpec:
     max_p95_latency_s: float | None = None
     max_p99_latency_s: float | None = None
     max_ttft_p95_s: float | None = None
+    fail_fast: bool = False
     on_duplicate: str | None = None  # None: the session's --observatory-on-duplicate
 
 
@@ -118,6 +119,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         max_p95_latency_s=_optional_limit(kwargs, "max_p95_latency"),
         max_p99_latency_s=_optional_limit(kwargs, "max_p99_latency"),
         max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
+        fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
         on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
     )
 
@@ -139,6 +141,7 @@ _KNOWN = frozenset(
         "max_p95_latency",
         "max_p99_latency",
         "max_ttft_p95",
+        "fail_fast",
         "on_duplicate",
     }
 )
@@ -179,6 +182,15 @@ def _rate(value: object) -> float | None:
 
 def _optional_limit(kwargs: dict[str, Any], name: str) -> float | None:
     return None if kwargs.get(name) is None else _positive_duration(kwargs, name)
+
+
+def _fail_fast(value: object, session: bool) -> bool:
+    """The marker's True or False wins over the session's --observatory-fail-fast."""
+    if value is None:
+        return session
+    if not isinstance(value, bool):
+        raise MarkerError(f"fail_fast={value!r}: expected True or False")
+    return value
 
 
 def _bounded_int(kwargs: dict[str, Any], name: str, default: int, low: int, high: int) -> int:

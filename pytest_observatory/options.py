@@ -122,6 +122,15 @@ HTML = _Option(
     "write a self-contained HTML report with plots over time of every check to PATH",
     "PATH",
 )
+FAIL_FAST = _Option(
+    "--observatory-fail-fast",
+    "observatory_fail_fast",
+    "OBSERVATORY_FAIL_FAST",
+    "fail every check as soon as its verdict is settled or statistically conclusive instead of "
+    "running its full duration (a check never passes early); a marker's fail_fast= wins. "
+    "Env and ini take true/false",
+    "",
+)
 LOCK_DIR = _Option(
     "--observatory-lock-dir",
     "observatory_lock_dir",
@@ -165,22 +174,29 @@ ALL_OPTIONS = (
     BASELINE,
     MAX_REGRESSION,
     HTML,
+    FAIL_FAST,
     LOCK_DIR,
     LOCK_URL,
     MAX_CONCURRENT,
     ON_DUPLICATE,
 )
+BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
+TRUE_TEXTS = ("1", "true", "yes", "on")
+FALSE_TEXTS = ("0", "false", "no", "off")
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("observatory", "long-running checks against an LLM deployment")
     for option in ALL_OPTIONS:
+        value = (
+            {"action": "store_true"} if option in BOOLEAN_OPTIONS else {"metavar": option.metavar}
+        )
         group.addoption(
             option.flag,
             dest=_dest(option),
             default=None,
-            metavar=option.metavar,
             help=f"{option.help} [env {option.env}, ini {option.ini}]",
+            **value,
         )
         parser.addini(option.ini, help=option.help, default="")
     group.addoption(
@@ -202,6 +218,7 @@ class Settings:
     duration_override_s: float | None = None
     report_path: Path | None = None
     max_connections: int = 0
+    fail_fast: bool = False
     mock: MockSettings | None = None  # the embedded gateway's knobs, with --deployment-url=mock
     target: Target | None = None  # a real deployment's URL, taken apart
     history_path: Path | None = None
@@ -261,6 +278,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     report, source = _raw(config, REPORT)
     report_path = None if report is None else _writable_report(report, source)
     max_connections = _count(config, MAX_CONNECTIONS)
+    fail_fast = _boolean(*_raw(config, FAIL_FAST))
     return Settings(
         deployment_url=url,
         api_key=api_key,
@@ -268,6 +286,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         duration_override_s=override,
         report_path=report_path,
         max_connections=max_connections,
+        fail_fast=fail_fast,
         mock=mock,
         target=target,
         **_history_settings(config),
@@ -343,6 +362,8 @@ def _dest(option: _Option) -> str:
 def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     """The value and where it came from (flag, env var or ini key), for error messages."""
     value = config.getoption(_dest(option))
+    if value is True:  # a boolean flag given on the command line
+        return "true", option.flag
     if isinstance(value, str) and value.strip():
         return value.strip(), option.flag
     value = os.environ.get(option.env, "").strip()
@@ -350,6 +371,16 @@ def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
         return value, option.env
     value = str(config.getini(option.ini)).strip()
     return (value or None), option.ini
+
+
+def _boolean(text: str | None, source: str) -> bool:
+    if text is None:
+        return False
+    if text.lower() in TRUE_TEXTS:
+        return True
+    if text.lower() in FALSE_TEXTS:
+        return False
+    raise pytest.UsageError(f"{source}={text!r}: expected true or false")
 
 
 def _check_url(

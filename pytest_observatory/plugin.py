@@ -105,6 +105,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"html={settings.html_path}")
     if config.pluginmanager.hasplugin("timeout"):
         parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
+    if settings.fail_fast:
+        parts.append("fail-fast")
     return ["observatory: " + ", ".join(parts)]
 
 

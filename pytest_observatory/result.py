@@ -45,6 +45,7 @@ class CheckResult:
     started_at: str | None = None  # wall clock, ISO 8601 UTC (utc_iso); None when never run
     ended_at: str | None = None
     baseline: JSON | None = None  # deltas against --observatory-baseline (history/compare.py)
+    stopped_early: JSON | None = None  # fail-fast: reason, t_s, probes, failures
 
     def to_dict(self) -> JSON:
         return asdict(self)

@@ -26,12 +26,14 @@ from .history.compare import COMPARISON_KEY
 from .journal import Journal, journal_path
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
+from .reporting.failure_text import explain
 from .result import CheckResult, utc_iso
 from .runtime import DeploymentRuntime
+from .sequential import FailFast
 from .signals import StopOnSignal
 from .stats import CheckRecorder
 from .threads import DaemonThreadPool
-from .verdict import explain, judge
+from .verdict import judge
 
 FUNCTION_KEY = pytest.StashKey[Callable[..., Any]]()
 SPEC_KEY = pytest.StashKey[CheckSpec]()
@@ -151,10 +153,15 @@ class CheckRunner:
         probe = _make_probe(item, executor, runtime)
         recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
         run = CheckRun(spec, probe, recorder)
+        fail_fast = FailFast(spec, lambda: run.elapsed_s, run.stop) if spec.fail_fast else None
+        if fail_fast is not None:
+            recorder.listen(fail_fast)
         journal = self._journal_for_checks()
         if journal is not None:
             journal.check_started(item.nodeid, spec)
-            recorder.on_window_closed = lambda: journal.window_closed(self._result(item, run, spec))
+            recorder.on_window_closed = lambda: journal.window_closed(
+                self._result(item, run, spec, fail_fast)
+            )
             recorder.on_new_error = functools.partial(journal.new_error, item.nodeid)
         future = runtime.loop.submit(run.run())
         signals = StopOnSignal(run.interrupt)
@@ -162,19 +169,19 @@ class CheckRunner:
             with signals:
                 future.result()
         except pytest.skip.Exception:
-            item.stash[RESULT_KEY] = self._result(item, run, spec, skipped=True)
+            item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast, skipped=True)
             raise
         except BaseException as exc:
             # Ctrl-C or pytest-timeout in this thread: stop the probes and keep the figures.
             run.interrupt()
             concurrent.futures.wait([future], timeout=INTERRUPT_WAIT_S)
-            result = item.stash[RESULT_KEY] = self._result(item, run, spec)
+            result = item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast)
             if isinstance(exc, KeyboardInterrupt) and not is_worker(self._config):
                 self._publish(result)  # no test report follows a KeyboardInterrupt
             raise
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
-        result = self._result(item, run, spec)
+        result = self._result(item, run, spec, fail_fast)
         if signals.received is not None:
             result = dataclasses.replace(
                 result, notes=[*result.notes, f"stopped by {signals.received}"]
@@ -187,7 +194,12 @@ class CheckRunner:
         return result
 
     def _result(
-        self, item: pytest.Item, run: CheckRun, spec: CheckSpec, skipped: bool = False
+        self,
+        item: pytest.Item,
+        run: CheckRun,
+        spec: CheckSpec,
+        fail_fast: FailFast | None,
+        skipped: bool = False,
     ) -> CheckResult:
         result = judge(
             item.nodeid,
@@ -197,6 +209,7 @@ class CheckRunner:
             interrupted=run.interrupted,
             load=run.load_summary(),
             notes=run.notes(),
+            stopped_early=None if fail_fast is None else fail_fast.decision,
         )
         if skipped:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])

@@ -10,16 +10,19 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from .observe import RequestTiming, StreamResult
 
 RELATIVE_ACCURACY = 0.01
 MAX_DISTINCT_ERRORS = 50
 MAX_SLICES = 600
+EXACT_FAILURE_TIMES = 256
 MIN_SLICE_S = 0.1
 OTHER_ERRORS = "(other error messages)"
 NS_PER_MS = 1_000_000
 TRANSPORT_TIMED = "transport"  # streams timed at the transport: TTFT only, tokens unknown
+Key = TypeVar("Key")
 
 
 class LatencyHistogram:
@@ -66,16 +69,17 @@ class ErrorCounter:
         self._limit = limit
         self._counts: Counter[str] = Counter()
 
-    def add(self, message: str) -> bool:
-        """Count it; True when it is a distinct message seen for the first time."""
+    def add(self, message: str) -> tuple[str, bool]:
+        """Count it; return the key it was counted under, and True when it is a distinct
+        message seen for the first time."""
         if message in self._counts:
             self._counts[message] += 1
-            return False
+            return message, False
         if len(self._counts) < self._limit:
             self._counts[message] = 1
-            return True
+            return message, True
         self._counts[OTHER_ERRORS] += 1
-        return False
+        return OTHER_ERRORS, False
 
     def most_common(self) -> list[tuple[str, int]]:
         return self._counts.most_common()
@@ -109,6 +113,34 @@ class FailureTimeline:
             first = self.first_failure_s[index]
             if first is None or t_s < first:
                 self.first_failure_s[index] = t_s
+
+
+class FailureTimes:
+    """When one model's (or one error message's) failures happened, in bounded memory: the
+    first EXACT_FAILURE_TIMES exactly, later ones as counts per slice of the run (the failure
+    timeline's slices). Sparse failures, one or two per recurrence, are what this is for: a
+    pooled timeline hides them among slices with many probes."""
+
+    __slots__ = ("exact", "coarse", "slice_s", "count")
+
+    def __init__(self, slice_s: float) -> None:
+        self.exact: list[float] = []
+        self.coarse: Counter[int] = Counter()
+        self.slice_s = slice_s
+        self.count = 0
+
+    def add(self, t_s: float) -> None:
+        self.count += 1
+        if len(self.exact) < EXACT_FAILURE_TIMES:
+            self.exact.append(t_s)
+        else:
+            self.coarse[int(t_s / self.slice_s)] += 1
+
+    def events(self) -> list[tuple[float, int]]:
+        """(time, failures) in time order: one per exact failure, one per coarse slice."""
+        exact = [(t, 1) for t in self.exact]
+        coarse = [(index * self.slice_s, n) for index, n in self.coarse.items()]
+        return sorted(exact + coarse)
 
 
 class ProbeStats:
@@ -171,6 +203,14 @@ class StreamStats:
         self.ttft_ms.record(ttft_ms)
 
 
+class ProbeListener(Protocol):
+    """Told of every probe as it starts and as it completes, e.g. the fail-fast rule."""
+
+    def probe_started(self, t_s: float) -> None: ...
+
+    def probe_done(self, t_s: float, failed: bool) -> None: ...
+
+
 class CheckRecorder:
     """Every outcome of one check. Probe latency is taken from successful probes only: a
     timeout's 60 s says nothing about how fast the deployment answers. Probes are placed in
@@ -189,30 +229,50 @@ class CheckRecorder:
         self.categories: Counter[str] = Counter()
         self.first_failure: Failure | None = None
         self.timeline = FailureTimeline(duration_s)
+        # Failure times for the onset analysis: all failures, per model, per counted message.
+        self.failure_times = FailureTimes(self.timeline.slice_s)
+        self.model_failure_times: dict[str | None, FailureTimes] = {}
+        self.error_failure_times: dict[str, FailureTimes] = {}
         self.http = HttpStats()
         self.streams = StreamStats()
         # Listeners (the journal): a time window closed, a distinct error was first seen.
         self.on_window_closed: Callable[[], None] | None = None
         self.on_new_error: Callable[[float, str | None, str], None] | None = None
         self._open_window = -1
+        self._listeners: list[ProbeListener] = []
+
+    def listen(self, listener: ProbeListener) -> None:
+        self._listeners.append(listener)
+
+    def probe_started(self, t_s: float) -> None:
+        for listener in self._listeners:
+            listener.probe_started(t_s)
 
     def success(self, model: str | None, t_s: float, latency_ms: float) -> None:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.latency.record(latency_ms)
         self.timeline.add(t_s, failed=False)
+        for listener in self._listeners:
+            listener.probe_done(t_s, False)
 
     def failure(self, model: str | None, t_s: float, category: str, message: str) -> None:
         message = self._redact(message)
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.failures += 1
-        if self.errors.add(message) and self.on_new_error is not None:
+        key, new = self.errors.add(message)
+        if new and self.on_new_error is not None:
             self.on_new_error(t_s, model, message)
         self.categories[category] += 1
+        self.failure_times.add(t_s)
+        self._failure_times(self.model_failure_times, model).add(t_s)
+        self._failure_times(self.error_failure_times, key).add(t_s)
         if self.first_failure is None or t_s < self.first_failure.t_s:
             self.first_failure = Failure(t_s, model, message)
         self.timeline.add(t_s, failed=True)
+        for listener in self._listeners:
+            listener.probe_done(t_s, True)
 
     def request_done(self, timing: RequestTiming) -> None:
         self.http.add(timing)
@@ -227,6 +287,12 @@ class CheckRecorder:
         if ttft is None:
             ttft = self.window_ttft_ms[index] = LatencyHistogram()
         ttft.record(result.ttft_ms)
+
+    def _failure_times(self, table: dict[Key, FailureTimes], key: Key) -> FailureTimes:
+        times = table.get(key)
+        if times is None:
+            times = table[key] = FailureTimes(self.timeline.slice_s)
+        return times
 
     def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
         per_model = self.models.get(model)

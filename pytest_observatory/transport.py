@@ -120,10 +120,15 @@ class SessionPool:
         await self.session.close()
 
 
-def aiohttp_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """A read timeout per socket read (so a stalled stream times out), no overall cap."""
+def aiohttp_timeout(seconds: float, whole_request: bool = False) -> aiohttp.ClientTimeout:
+    """A read timeout per socket read (so a stalled stream times out). ``whole_request`` also
+    caps the whole request, for answers read in one go: a body trickled in just faster than
+    the read timeout would otherwise hold its lane for as long as the server likes. Streams
+    keep the per-read timeout only: a long answer streamed steadily is not a fault."""
     return aiohttp.ClientTimeout(
-        total=None, sock_connect=min(seconds, CONNECT_TIMEOUT_S), sock_read=seconds
+        total=seconds if whole_request else None,
+        sock_connect=min(seconds, CONNECT_TIMEOUT_S),
+        sock_read=seconds,
     )
 
 
@@ -153,8 +158,8 @@ def httpx_errors(request: httpx.Request | None = None) -> Iterator[None]:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
         raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-    except asyncio.TimeoutError as exc:  # aiohttp's read timeouts; not builtin on 3.10
-        raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
+    except asyncio.TimeoutError as exc:  # aiohttp's read and total timeouts; not builtin on 3.10
+        raise httpx.ReadTimeout(str(exc) or "request timed out", request=request) from exc
     except aiohttp.ClientConnectorError as exc:
         raise httpx.ConnectError(str(exc), request=request) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:

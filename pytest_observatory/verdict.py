@@ -1,21 +1,16 @@
-"""Judge a check's recording against its spec, and explain a failure in a few readable lines."""
+"""Judge a check's recording against its spec into a CheckResult. The thresholds live in
+thresholds.py, the onset analysis in onset.py, the failure text in reporting/failure_text.py."""
 
 from __future__ import annotations
 
-import itertools
-import math
-import statistics
-from typing import Any
-
-from .durations import format_duration
 from .marker import CheckSpec
+from .onset import onset
 from .result import JSON, CheckResult, Verdict
-from .stats import CheckRecorder, FailureTimeline, LatencyHistogram, ProbeStats
+from .sequential import StopDecision
+from .stats import CheckRecorder, LatencyHistogram, ProbeStats
+from .thresholds import threshold_failures
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
-TOP_ERRORS = 5
-PERIOD_TOLERANCE = 0.15  # bursts count as periodic when every gap is within 15% of the median
-LISTED_BURSTS = 20
 
 
 def judge(
@@ -26,15 +21,19 @@ def judge(
     interrupted: bool = False,
     load: JSON | None = None,
     notes: list[str] | None = None,
+    stopped_early: StopDecision | None = None,
 ) -> CheckResult:
     """Pass only with at least one probe and every threshold met.
 
-    Zero probes never pass, and a rate threshold of 0 allows no failure at all.
+    Zero probes never pass, and a rate threshold of 0 allows no failure at all. A check the
+    fail-fast rule stopped fails, first for the reason it stopped.
     """
     total = recording.total
     latency = summarize(total.latency)
     ttft = summarize(recording.streams.ttft_ms)
-    reasons = _threshold_failures(spec, recording, latency, ttft)
+    reasons = threshold_failures(spec, recording, latency, ttft)
+    if stopped_early is not None:
+        reasons.insert(0, stopped_early.headline())
     verdict: Verdict = "interrupted" if interrupted else ("failed" if reasons else "passed")
     first = recording.first_failure
     http = recording.http
@@ -66,7 +65,7 @@ def judge(
             if name is not None
         },
         windows=_windows(recording, duration_s),
-        onset=onset(recording),
+        onset=onset(recording, duration_s),
         http=(
             {
                 "requests": http.requests,
@@ -96,6 +95,7 @@ def judge(
         load=load or {},
         reasons=reasons,
         notes=notes or [],
+        stopped_early=None if stopped_early is None else stopped_early.to_json(),
     )
 
 
@@ -103,158 +103,6 @@ def summarize(histogram: LatencyHistogram) -> dict[str, float | None]:
     values = {name: _round(histogram.quantile(q)) for name, q in QUANTILES.items()}
     values["max"] = _round(histogram.max if histogram.count else None)
     return values
-
-
-def onset(recording: CheckRecorder) -> JSON | None:
-    """When failures started, and whether they come in bursts at a steady period (the
-    signature of a cache or credential TTL) rather than at a steady background rate."""
-    first = recording.first_failure
-    if first is None:
-        return None
-    bursts = find_bursts(recording.timeline)
-    starts = [start for start, _, _ in bursts]
-    period = _period(starts)
-    if period is not None:
-        summary = (
-            f"failures in bursts every ~{format_duration(period)}, "
-            f"first at {format_duration(starts[0])}"
-        )
-    elif len(bursts) == 1:
-        start, end, failures = bursts[0]
-        summary = f"one burst of {failures} failures at {format_duration(start)}"
-        if end - start >= 1:
-            summary += f", lasting {format_duration(end - start)}"
-    elif bursts:
-        summary = f"{len(bursts)} bursts of failures, first at {format_duration(starts[0])}"
-    elif recording.total.failures == 1:
-        summary = f"one failure, at {format_duration(first.t_s)}"
-    else:
-        summary = (
-            f"{recording.total.failures} failures spread over the run, "
-            f"first at {format_duration(first.t_s)}"
-        )
-    return {
-        "first_failure_s": round(first.t_s, 3),
-        "bursts": len(bursts),
-        "burst_starts_s": [round(start, 3) for start in starts[:LISTED_BURSTS]],
-        "period_s": None if period is None else round(period, 3),
-        "summary": summary,
-    }
-
-
-def find_bursts(timeline: FailureTimeline) -> list[tuple[float, float, int]]:
-    """Runs of slices with far more failures than the background rate explains.
-
-    The background is the pooled rate of all but the worst tenth of the slices; a slice is a
-    burst slice when its failures exceed the binomial expectation by 4 standard deviations
-    (plus one, and at least two failures). Runs of burst slices one quiet slice apart merge.
-    Returns (start_s, end_s, failures) per burst.
-    """
-    active = [i for i, n in enumerate(timeline.probes) if n]
-    if not active:
-        return []
-    rates = sorted(active, key=lambda i: timeline.failures[i] / timeline.probes[i])
-    kept = rates[: max(1, len(rates) - len(rates) // 10)]
-    probes = sum(timeline.probes[i] for i in kept)
-    background = max(sum(timeline.failures[i] for i in kept) / probes, 1 / (10 * probes))
-
-    def above(i: int, margin: float, extra: float) -> bool:
-        n, failed = timeline.probes[i], timeline.failures[i]
-        expected = n * background
-        return failed > expected + margin * math.sqrt(expected * (1 - background)) + extra
-
-    core = {i for i in active if timeline.failures[i] >= 2 and above(i, 4, 1)}
-    # A burst's edges usually fall inside slices that are only partly failing: grow each burst
-    # over the neighbouring slices that still fail more than the background.
-    members = set(core)
-    frontier = list(core)
-    while frontier:
-        i = frontier.pop()
-        for j in (i - 1, i + 1):
-            if j not in members and 0 <= j < len(timeline.probes) and timeline.probes[j]:
-                if above(j, 1, 0):
-                    members.add(j)
-                    frontier.append(j)
-    bursts: list[tuple[float, float, int]] = []
-    last_index = -10
-    for i in sorted(members):
-        first = timeline.first_failure_s[i]
-        if first is None:
-            continue
-        end = (i + 1) * timeline.slice_s
-        if bursts and i - last_index <= 2:
-            start, _, count = bursts[-1]
-            bursts[-1] = (start, end, count + timeline.failures[i])
-        else:
-            bursts.append((first, end, timeline.failures[i]))
-        last_index = i
-    return bursts
-
-
-def _period(starts: list[float]) -> float | None:
-    """A steady gap between burst starts: three or more bursts whose gaps agree, or two whose
-    gap matches the time from the run's start to the first (a TTL counted from the start)."""
-    if len(starts) < 2:
-        return None
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    typical = statistics.median(gaps)
-    if len(starts) == 2:
-        gaps.append(starts[0])
-    if typical <= 0 or any(abs(gap - typical) > PERIOD_TOLERANCE * typical for gap in gaps):
-        return None
-    return typical
-
-
-def _threshold_failures(
-    spec: CheckSpec,
-    recording: CheckRecorder,
-    latency: dict[str, float | None],
-    ttft: dict[str, float | None],
-) -> list[str]:
-    total = recording.total
-    if total.probes == 0:
-        return ["no probe completed"]
-    reasons = []
-    if _exceeds(total, spec.max_failure_rate):
-        reasons.append(
-            f"failure rate {_rate(total):.2%} >= max_failure_rate {spec.max_failure_rate:.2%} "
-            f"({total.failures} of {total.probes} probes failed)"
-        )
-    if spec.max_window_failure_rate is not None:
-        limit = spec.max_window_failure_rate
-        worst = max(recording.windows.items(), key=lambda item: _rate(item[1]))
-        index, window = worst
-        if _exceeds(window, limit):
-            start = index * recording.window_s
-            reasons.append(
-                f"window {format_duration(start)}-{format_duration(start + recording.window_s)}: "
-                f"failure rate {_rate(window):.2%} >= max_window_failure_rate {limit:.2%} "
-                f"({window.failures} of {window.probes} probes failed)"
-            )
-    for name, key, limit_s in (
-        ("max_p95_latency", "p95", spec.max_p95_latency_s),
-        ("max_p99_latency", "p99", spec.max_p99_latency_s),
-    ):
-        measured = latency[key]
-        if limit_s is not None and measured is not None and measured > limit_s * 1000:
-            reasons.append(
-                f"latency {key} {_ms_text(measured)} > {name} {_ms_text(limit_s * 1000)}"
-            )
-    if spec.max_ttft_p95_s is not None:
-        measured = ttft["p95"]
-        if measured is None:
-            reasons.append("max_ttft_p95 is set but no probe streamed (use deployment.stream_chat)")
-        elif measured > spec.max_ttft_p95_s * 1000:
-            reasons.append(
-                f"TTFT p95 {_ms_text(measured)} > max_ttft_p95 "
-                f"{_ms_text(spec.max_ttft_p95_s * 1000)}"
-            )
-    return reasons
-
-
-def _exceeds(stats: ProbeStats, limit: float) -> bool:
-    """A rate at or above the limit fails; a limit of 0 therefore allows no failure."""
-    return stats.failures > 0 and _rate(stats) >= limit
 
 
 def _rate(stats: ProbeStats) -> float:
@@ -285,36 +133,3 @@ def _windows(recording: CheckRecorder, duration_s: float) -> list[JSON]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def _ms_text(ms: float) -> str:
-    return format_duration(ms / 1000)
-
-
-def explain(result: CheckResult) -> str:
-    """The failure text pytest shows: why, the top errors, onset, first failure, per model."""
-    lines = [f"observatory check {result.verdict}: " + "; ".join(result.reasons)]
-    lines.append(
-        f"  {result.probes} probes in {format_duration(result.duration_s)}, "
-        f"{result.failures} failed ({result.failure_rate:.2%})"
-    )
-    if result.errors:
-        lines.append("  top errors:")
-        for message, count in list(result.errors.items())[:TOP_ERRORS]:
-            lines.append(f"    {count:>6} x {message}")
-    if result.onset:
-        lines.append(f"  onset: {result.onset['summary']}")
-    first: dict[str, Any] | None = result.first_failure
-    if first:
-        on_model = f" on {first['model']}" if first["model"] else ""
-        lines.append(
-            f"  first failure: {format_duration(first['t_s'])} after start{on_model}: "
-            f"{first['error']}"
-        )
-    for name, model in result.models.items():
-        lines.append(
-            f"  {name}: {model['probes']} probes, {model['failures']} failed "
-            f"({model['failure_rate']:.2%})"
-        )
-    lines.extend(f"  note: {note}" for note in result.notes)
-    return "\n".join(lines)

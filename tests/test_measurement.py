@@ -55,6 +55,11 @@ def test_ttft_and_itl_follow_the_mock_token_timing(pytester: pytest.Pytester) ->
         ("stall", "stream_stalled", "stream stalled: no data for 0.3s after 2 chunks"),
         ("truncate", "stream_truncated", "stream cut off after 2 chunks*"),
         ("malformed", "bad_sse", "bad SSE data: '{not json'"),
+        (
+            "error",
+            "stream_truncated",
+            "stream ended by an error event after 2 chunks: mock stream error (injected)",
+        ),
     ],
 )
 def test_broken_streams_are_classified(
@@ -87,24 +92,31 @@ def test_periodic_bursts_fail_a_window_threshold_and_show_their_period(
     # Diluted in the pooled rate; a window shows the burst.
     assert check["failure_rate"] < 0.15
     onset = check["onset"]
-    # Timing on a loaded 2-core machine (both xdist workers, mock and loops) jitters by ~0.1 s.
-    assert onset["bursts"] == 3 and onset["period_s"] == pytest.approx(2.0, abs=0.15)
-    assert onset["burst_starts_s"][0] == pytest.approx(2.0, abs=0.25)
-    assert onset["summary"].startswith("failures in bursts every ~")
+    # Timing on a loaded 2-core machine (both xdist workers, mock and loops) jitters by ~0.1 s,
+    # and there so few probes may fall in each timeline slice that no slice stands out as a
+    # burst: the bursting model's failure clusters still give the period.
+    assert onset["period_s"] == pytest.approx(2.0, abs=0.15)
+    assert onset["summary"].startswith("failures") and "every ~" in onset["summary"]
+    assert onset["confined_to"] == "mock-gpt-4o"
+    bursting = onset["models"]["mock-gpt-4o"]
+    assert bursting["period_s"] == pytest.approx(2.0, abs=0.15)
+    starts = bursting["cluster_starts_s"]
+    assert {round(start / 2.0) for start in starts} == {1, 2, 3}
+    assert starts[0] == pytest.approx(2.0, abs=0.25)
     (error,) = check["errors"]
     assert error.endswith("Cannot send a request, as the client has been closed.")
     assert check["first_failure"]["model"] == "mock-gpt-4o"
     assert {w["start_s"] for w in check["windows"]} == {0, 1, 2, 3, 4, 5, 6}
     # Failures fall only in the windows a burst touches (the mock's clock starts a little
     # before the check's, so a burst may straddle a window boundary).
-    touched = {int(t) for start in onset["burst_starts_s"] for t in (start - 0.15, start + 0.45)}
+    touched = {int(t) for start in starts for t in (start - 0.15, start + 0.45)}
     failing = {int(w["start_s"]) for w in check["windows"] if w["failures"]}
     assert failing <= touched and {0} & failing == set()
     assert sum(w["failures"] for w in check["windows"]) == check["failures"]
     result.stdout.fnmatch_lines(
         [
             "*window *s-*s: failure rate *% >= max_window_failure_rate 10.00%*",
-            "*onset: failures in bursts every ~*s, first at *s*",
+            "*onset: failures*every ~*s, first at *s*",
         ]
     )
 

@@ -135,6 +135,14 @@ def test_stats_count_tcp_connections(gateway: Callable[..., MockGateway]) -> Non
         ("latency=soon", "mock setting latency='soon': expected a duration*"),
         ("failure_status=200", "mock setting failure_status=200: expected 400-599"),
         ("colour=red", "unknown mock setting colour='red'*"),
+        (
+            "reset_rate=0.6&stall_rate=0.6",
+            "mock settings reset_rate=0.6, stall_rate=0.6: chaos fractions add up to more than 1",
+        ),
+        ("throttle_rate=-0.1", "mock setting throttle_rate=-0.1: expected a number in [0, 1]"),
+        ("chaos_models=nope", "mock setting chaos_models='nope': not in models"),
+        ("huge_size=lots", "mock setting huge_size='lots': expected a size in bytes*"),
+        ("seed=-1", "mock setting seed='-1': expected a whole number"),
     ],
 )
 def test_query_errors(query: str, message: str) -> None:

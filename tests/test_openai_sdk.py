@@ -97,6 +97,29 @@ def test_sdk_streams_are_timed_at_the_transport(pytester: pytest.Pytester) -> No
     assert check["itl_ms"] is None
 
 
+def test_sdk_stream_ended_by_an_error_event_is_truncated(pytester: pytest.Pytester) -> None:
+    """LiteLLM reports an upstream failed mid-stream as an in-band error event; the SDK raises
+    its bare APIError for it, which must not land in 'other'."""
+    result, check = run(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.observatory(duration="1s", probes=10, max_failure_rate=0.9)
+        async def test_sdk_stream(deployment, model):
+            stream = await deployment.openai().chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            async for _ in stream:
+                pass
+        """,
+        "--deployment-url=mock?stream_fault=error&stream_fault_rate=0.5&tokens=3",
+    )
+    result.assert_outcomes(passed=1)
+    assert check["error_categories"] == {"stream_truncated": 5}
+    assert list(check["errors"]) == ["stream_truncated: APIError: mock stream error (injected)"]
+
+
 @pytest.mark.parametrize(
     ("knobs", "category"),
     [

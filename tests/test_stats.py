@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_observatory.onset import _period, find_bursts
 from pytest_observatory.stats import (
     OTHER_ERRORS,
     CheckRecorder,
@@ -12,7 +13,6 @@ from pytest_observatory.stats import (
     FailureTimeline,
     LatencyHistogram,
 )
-from pytest_observatory.verdict import _period, find_bursts
 
 
 def exact_quantile(values: list[float], q: float) -> float:

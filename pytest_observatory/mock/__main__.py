@@ -1,4 +1,8 @@
-"""``python -m pytest_observatory.mock --port 4000``: the mock gateway alone, in the foreground."""
+"""``python -m pytest_observatory.mock --port 4000``: the mock gateway alone, in the foreground.
+
+Every knob of the URL form is a flag here (``failure_rate`` is ``--failure-rate``), built from
+the one table in ``settings.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,8 @@ import argparse
 import asyncio
 import contextlib
 
-from ..durations import parse_duration
 from .server import serve
-from .settings import DEFAULT_MODELS, MockSettings, parse_models
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+from .settings import KNOBS, MockSettings
 
 
 def _port(text: str) -> int:
@@ -24,7 +20,7 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _arguments(
+def parse_command_line(
     argv: list[str] | None = None,
 ) -> tuple[argparse.ArgumentParser, MockSettings, str, int]:
     parser = argparse.ArgumentParser(
@@ -33,31 +29,20 @@ def _arguments(
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_port, default=4000)
-    parser.add_argument(
-        "--latency", type=_duration, default=0.0, help="added to every answer, e.g. 20ms"
-    )
-    parser.add_argument(
-        "--failure-rate", type=float, default=0.0, help="fraction [0, 1] of failed requests"
-    )
-    parser.add_argument("--failure-status", type=int, default=500)
-    parser.add_argument("--models", default=None, help="comma-separated model names")
-    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    knobs = parser.add_argument_group("knobs", "the same as the query of --deployment-url=mock?...")
+    for knob in KNOBS:
+        knobs.add_argument(knob.flag, dest=knob.name, metavar="VALUE", help=knob.help)
     args = parser.parse_args(argv)
+    given = [(knob.name, getattr(args, knob.name)) for knob in KNOBS]
     try:
-        settings = MockSettings(
-            latency_s=args.latency,
-            failure_rate=args.failure_rate,
-            failure_status=args.failure_status,
-            api_key=args.api_key,
-            models=parse_models(args.models) if args.models else DEFAULT_MODELS,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
+        settings = MockSettings.from_knobs((name, raw) for name, raw in given if raw is not None)
+    except ValueError as exc:  # one line, not the whole usage block
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     return parser, settings, args.host, args.port
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser, settings, host, port = _arguments(argv)
+    parser, settings, host, port = parse_command_line(argv)
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(serve(settings, host, port))

@@ -12,17 +12,19 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_MAX_TOKENS = 16
-STALL_S = 3600.0  # a stalled stream waits this long, or until the client gives up
+STREAM_ERROR = "mock stream error (injected)"
 
 
 class _EveryNth:
@@ -44,6 +46,7 @@ class MockStats:
     requests: int = 0
     connections: int = 0
     failures_injected: int = 0
+    chaos: dict[str, int] = field(default_factory=dict)  # chaos fault -> times injected
 
 
 class _Gateway:
@@ -54,13 +57,16 @@ class _Gateway:
         self.requests = 0
         self.connections = 0
         self.failures_injected = 0
+        self.chaos: Counter[str] = Counter()
+        self._chaos = ChaosDraw(settings)
         self._failures = _EveryNth(settings.failure_rate)
         self._stream_faults = _EveryNth(settings.stream_fault_rate)
         self._burst_model = settings.burst_model or settings.models[0]
         self.started_at = time.monotonic()  # reset when the server starts listening
 
     def stats(self) -> MockStats:
-        return MockStats(self.requests, self.connections, self.failures_injected)
+        chaos = dict(sorted(self.chaos.items()))
+        return MockStats(self.requests, self.connections, self.failures_injected, chaos)
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -97,7 +103,7 @@ class _Gateway:
         return web.json_response({"object": "list", "data": data})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body, problem = await self._model_request(request, required="messages")
+        body, problem, fault = await self._model_request(request, required="messages")
         if problem is not None:
             return problem
         count = self.settings.tokens or int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
@@ -111,9 +117,11 @@ class _Gateway:
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return await self._stream(
-                request, completion_id, body["model"], words, usage, include_usage
+                request, completion_id, body["model"], words, usage, include_usage, fault
             )
-        return web.json_response(
+        return await self._answer(
+            request,
+            fault,
             {
                 "id": completion_id,
                 "object": "chat.completion",
@@ -127,7 +135,21 @@ class _Gateway:
                     }
                 ],
                 "usage": usage,
-            }
+            },
+        )
+
+    async def _answer(
+        self, request: web.Request, fault: str | None, payload: dict[str, Any]
+    ) -> web.StreamResponse:
+        """A JSON answer, padded (``huge``) or trickled (``trickle``) when chaos says so."""
+        if fault is None:
+            return web.json_response(payload)
+        body = json.dumps(payload).encode()
+        if fault == "huge":
+            body = padded(body, self.settings.huge_size)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        return await trickle(
+            request, response, body, self.settings.trickle_time_s if fault == "trickle" else 0.0
         )
 
     async def _stream(
@@ -138,9 +160,9 @@ class _Gateway:
         words: list[str],
         usage: dict[str, int],
         include_usage: bool,
+        chaos: str | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {
@@ -151,26 +173,33 @@ class _Gateway:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
 
+        events = [
+            chunk({"role": "assistant", "content": ""}),
+            *(chunk({"content": (" " if i else "") + word}) for i, word in enumerate(words)),
+            chunk({}, "length"),
+        ]
+        if include_usage:
+            events.append({**chunk({}), "choices": [], "usage": usage})
+        lines = [_event(event) for event in events] + [b"data: [DONE]\n\n"]
         settings = self.settings
+        if chaos is not None:  # huge: one huge (valid) event; trickle: the whole body, slowly
+            if chaos == "huge":
+                lines[0] = padded(lines[0][:-2], settings.huge_size) + b"\n\n"
+            seconds = settings.trickle_time_s if chaos == "trickle" else 0.0
+            return await trickle(request, response, b"".join(lines), seconds)
+        await response.prepare(request)
         fault = settings.stream_fault if self._stream_faults.fire() else ""
         gap_s = 1 / settings.token_rate if settings.token_rate else 0.0
-        await self._send(response, chunk({"role": "assistant", "content": ""}))
-        for i, word in enumerate(words):
-            if fault and i == settings.stream_fault_after:
-                return await self._fault(request, response, fault)
-            if gap_s and i:
-                await asyncio.sleep(gap_s)
-            await self._send(response, chunk({"content": (" " if i else "") + word}))
-        await self._send(response, chunk({}, "length"))
-        if include_usage:
-            await self._send(response, {**chunk({}), "choices": [], "usage": usage})
-        await response.write(b"data: [DONE]\n\n")
+        await response.write(lines[0])
+        for i, line in enumerate(lines[1:]):
+            if i < len(words):
+                if fault and i == settings.stream_fault_after:
+                    return await self._fault(request, response, fault)
+                if gap_s and i:
+                    await asyncio.sleep(gap_s)
+            await response.write(line)
         await response.write_eof()
         return response
-
-    @staticmethod
-    async def _send(response: web.StreamResponse, event: dict[str, Any]) -> None:
-        await response.write(f"data: {json.dumps(event)}\n\n".encode())
 
     async def _fault(
         self, request: web.Request, response: web.StreamResponse, fault: str
@@ -182,13 +211,15 @@ class _Gateway:
             if request.transport is not None:
                 request.transport.close()  # mid-body, before the chunked terminator
             return response
+        elif fault == "error":  # what LiteLLM sends when its upstream fails mid-stream
+            await response.write(_event({"error": {"message": STREAM_ERROR, "code": 500}}))
         else:
             await response.write(b"data: {not json\n\n")
         await response.write_eof()
         return response
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
-        body, problem = await self._model_request(request, required="input")
+        body, problem, fault = await self._model_request(request, required="input")
         if problem is not None:
             return problem
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -197,44 +228,51 @@ class _Gateway:
             for i, text in enumerate(texts)
         ]
         tokens = sum(len(str(text).split()) for text in texts)
-        return web.json_response(
+        return await self._answer(
+            request,
+            fault,
             {
                 "object": "list",
                 "data": data,
                 "model": body["model"],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
+            },
         )
 
     async def _model_request(
         self, request: web.Request, required: str
-    ) -> tuple[dict[str, Any], web.StreamResponse | None]:
-        """Validate the body, then apply latency and the deterministic failure schedule."""
+    ) -> tuple[dict[str, Any], web.StreamResponse | None, str | None]:
+        """Validate the body, then apply latency, the deterministic failure schedule, and a
+        chaos draw for the requests that schedule leaves alone. Returns the body, the answer
+        that replaces the normal one (if any), and a chaos fault that shapes the normal one."""
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return {}, _error(400, "request body is not valid JSON", "invalid_request_error")
+            return {}, _error(400, "request body is not valid JSON", "invalid_request_error"), None
         if not isinstance(body, dict) or "model" not in body or required not in body:
-            return {}, _error(
-                400, f"request needs 'model' and '{required}'", "invalid_request_error"
-            )
+            message = f"request needs 'model' and '{required}'"
+            return {}, _error(400, message, "invalid_request_error"), None
         if body["model"] not in self.settings.models:
-            return {}, _error(404, f"The model '{body['model']}' does not exist", "model_not_found")
+            message = f"The model '{body['model']}' does not exist"
+            return {}, _error(404, message, "model_not_found"), None
         if self.settings.latency_s:
             await asyncio.sleep(self.settings.latency_s)
         if self._in_burst(body["model"]):
             self.failures_injected += 1
-            return body, _error(500, CLIENT_CLOSED, "server_error")
+            return body, _error(500, CLIENT_CLOSED, "server_error"), None
         if self._failures.fire():
             self.failures_injected += 1
             status = self.settings.failure_status
-            return body, _error(
-                status,
-                f"mock failure (injected, status {status})",
-                "rate_limit_error" if status == 429 else "server_error",
-                headers={"Retry-After": "1"} if status == 429 else None,
-            )
-        return body, None
+            message = f"mock failure (injected, status {status})"
+            if status == 429:
+                return body, throttled(self.settings, message), None
+            return body, _error(status, message, "server_error"), None
+        fault = self._chaos.draw(body["model"])
+        if fault is None:
+            return body, None, None
+        self.chaos[fault] += 1
+        stream = bool(body.get("stream")) and required == "messages"
+        return body, await replace_answer(request, fault, self.settings, stream), fault
 
     def _in_burst(self, model: str) -> bool:
         every = self.settings.burst_every_s
@@ -244,11 +282,13 @@ class _Gateway:
         return elapsed >= every and elapsed % every < self.settings.burst_length_s
 
 
-def _error(
-    status: int, message: str, kind: str, headers: dict[str, str] | None = None
-) -> web.Response:
+def _error(status: int, message: str, kind: str) -> web.Response:
     payload = {"error": {"message": message, "type": kind, "code": status}}
-    return web.json_response(payload, status=status, headers=headers)
+    return web.json_response(payload, status=status)
+
+
+def _event(event: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(event)}\n\n".encode()
 
 
 def _prompt_tokens(messages: object) -> int:

@@ -6,6 +6,8 @@ import pytest
 
 from ..durations import format_duration
 from ..result import JSON, CheckResult
+from ..sequential import StopDecision
+from .failure_text import onset_lines
 
 QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
@@ -33,6 +35,8 @@ class TerminalSummary:
         write(HEADER)
         for result in self._results:
             write(_row(result), **_markup(result))
+            if result.stopped_early:
+                write(f"{'':<12} {StopDecision(**result.stopped_early).headline()}")
             for name, model in result.models.items():
                 label = "  " + name
                 write(
@@ -41,7 +45,8 @@ class TerminalSummary:
                     )
                 )
             if result.onset:
-                write(f"{'':<12} onset: {result.onset['summary']}")
+                for line in onset_lines(result.onset):
+                    write(f"{'':<12} {line}")
             if result.baseline:
                 write(f"{'':<12} baseline: {result.baseline['summary']}")
             for note in result.notes:
@@ -53,7 +58,7 @@ def _row(result: CheckResult) -> str:
         dashes = f"{'-':>9} {'-':>8} {'-':>9} {'-':>9} {'-':>9}"
         return f"{result.verdict.upper():<12} {dashes}  {result.nodeid}"
     return _cells(
-        result.verdict.upper(),
+        result.verdict.upper() + (" early" if result.stopped_early else ""),
         result.duration_s,
         result.probes,
         result.failure_rate,
