@@ -12,9 +12,9 @@ if TYPE_CHECKING:
 
 @pytest.hookspec
 def pytest_observatory_check_finished(config: pytest.Config, result: CheckResult) -> None:
-    """A check ended (passed, failed, interrupted or skipped). Called once per check, on the
-    process that reports (the xdist controller, never a worker), so an implementation may write
-    files or post messages. ``result`` is plain data; don't reach into the engine.
+    """A check ended (passed, failed, interrupted, skipped or crashed). Called once per check, on
+    the process that reports (the xdist controller, never a worker), so an implementation may
+    write files or post messages. ``result`` is plain data; don't reach into the engine.
 
     Example, in a ``conftest.py`` or a plugin::
 

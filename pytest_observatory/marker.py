@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 
 from .durations import parse_duration
-from .options import Settings
+from .options import ON_DUPLICATE_CHOICES, Settings
 
 MARKER_NAME = "observatory"
 MARKER_HELP = (
     "observatory(*, duration, max_failure_rate=0.01, models=None, concurrency=1, interval=None, "
     "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
-    "max_ttft_p95=None, fail_fast=None): run the test body as a probe again and again for "
-    "`duration`, keeping `concurrency` probes in flight (or starting `rate` per second), and "
-    "judge the run."
+    "max_ttft_p95=None, fail_fast=None, on_duplicate=None): run the test body as a probe again and "
+    "again for `duration`, keeping `concurrency` probes in flight (or starting `rate` per second), "
+    "and judge the run."
 )
 MAX_CONCURRENCY = 4096
 MAX_RATE = 100_000.0
@@ -57,6 +57,7 @@ class CheckSpec:
     max_p99_latency_s: float | None = None
     max_ttft_p95_s: float | None = None
     fail_fast: bool = False
+    on_duplicate: str | None = None  # None: the session's --observatory-on-duplicate
 
 
 def default_window_s(duration_s: float) -> float:
@@ -119,6 +120,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         max_p99_latency_s=_optional_limit(kwargs, "max_p99_latency"),
         max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
         fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
+        on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
     )
 
 
@@ -140,6 +142,7 @@ _KNOWN = frozenset(
         "max_p99_latency",
         "max_ttft_p95",
         "fail_fast",
+        "on_duplicate",
     }
 )
 
@@ -196,6 +199,14 @@ def _bounded_int(kwargs: dict[str, Any], name: str, default: int, low: int, high
         raise MarkerError(f"{name}={value!r}: expected an integer >= {low}")
     if not low <= value <= high:
         raise MarkerError(f"{name}={value!r}: must be between {low} and {high}")
+    return value
+
+
+def _on_duplicate(value: object) -> str | None:
+    if value is not None and value not in ON_DUPLICATE_CHOICES:
+        raise MarkerError(
+            f"on_duplicate={value!r}: expected one of {', '.join(ON_DUPLICATE_CHOICES)}"
+        )
     return value
 
 

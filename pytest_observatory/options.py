@@ -7,6 +7,7 @@ environment, while a repository pins its defaults in its ini file.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,15 @@ import pytest
 
 from .durations import parse_duration
 from .history.compare import RegressionLimit, parse_max_regression
+from .locks import parse_lock_url
 from .mock.settings import PUBLIC_KNOBS, MockSettings
 from .redact import host_only, redact_url
 from .target import Target, parse_target
 
 MOCK_URL = "mock"
+DEFAULT_MAX_CONCURRENT = 5
+ON_DUPLICATE_CHOICES = ("skip", "fail", "wait")
+DEFAULT_LOCK_DIR = Path(tempfile.gettempdir(), "pytest-observatory")
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,37 @@ PROGRESS = _Option(
     "(default 60s; 'off' for none); a terminal gets a live line refreshed every second",
     "INTERVAL",
 )
+LOCK_DIR = _Option(
+    "--observatory-lock-dir",
+    "observatory_lock_dir",
+    "OBSERVATORY_LOCK_DIR",
+    "directory of the file locks that every pytest process of this host shares for dedup and "
+    "slots (default: pytest-observatory in the system temp directory)",
+    "DIR",
+)
+LOCK_URL = _Option(
+    "--observatory-lock-url",
+    "observatory_lock_url",
+    "OBSERVATORY_LOCK_URL",
+    "share dedup and slots through Redis instead of local files, e.g. "
+    "redis://host:6379/0?ttl=30s (needs pytest-observatory[redis])",
+    "URL",
+)
+MAX_CONCURRENT = _Option(
+    "--observatory-max-concurrent",
+    "observatory_max_concurrent",
+    "OBSERVATORY_MAX_CONCURRENT",
+    f"at most N checks run at once across all processes sharing the locks; the others queue "
+    f"in arrival order (default {DEFAULT_MAX_CONCURRENT})",
+    "N",
+)
+ON_DUPLICATE = _Option(
+    "--observatory-on-duplicate",
+    "observatory_on_duplicate",
+    "OBSERVATORY_ON_DUPLICATE",
+    "what a check does when the same check already runs: skip (default), fail, or wait for it",
+    "skip|fail|wait",
+)
 ALL_OPTIONS = (
     DEPLOYMENT_URL,
     API_KEY,
@@ -166,6 +202,10 @@ ALL_OPTIONS = (
     SLACK_WEBHOOK_URL,
     SLACK_ON,
     PROGRESS,
+    LOCK_DIR,
+    LOCK_URL,
+    MAX_CONCURRENT,
+    ON_DUPLICATE,
 )
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
 TRUE_TEXTS = ("1", "true", "yes", "on")
@@ -188,6 +228,13 @@ def add_options(parser: pytest.Parser) -> None:
             **value,
         )
         parser.addini(option.ini, help=option.help, default="")
+    group.addoption(
+        "--observatory-status",
+        action="store_true",
+        help="print the checks that run and wait on this host (or the Redis of "
+        "--observatory-lock-url) and exit without running tests",
+    )
+    group.addoption("--json", action="store_true", help="with --observatory-status: print JSON")
 
 
 @dataclass(frozen=True)
@@ -211,6 +258,10 @@ class Settings:
     slack_webhook_url: str | None = field(default=None, repr=False)
     slack_on: str = "always"
     progress_interval_s: float | None = DEFAULT_PROGRESS_S  # None: no progress lines
+    lock_dir: Path = field(default_factory=lambda: DEFAULT_LOCK_DIR)
+    lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    on_duplicate: str = "skip"
 
     @property
     def uses_mock(self) -> bool:
@@ -228,10 +279,17 @@ class Settings:
     @property
     def secrets(self) -> tuple[str | None, ...]:
         """Every value that must never be printed or stored: the API key (also the mock's),
-        the URL's credentials and query values, the Slack webhook."""
+        the URL's credentials and query values, the Slack webhook, the Redis password."""
         target_secrets = self.target.secrets if self.target else ()
         mock_key = self.mock.api_key if self.mock else None
-        return (self.api_key, mock_key, *target_secrets, self.slack_webhook_url)
+        lock_password = urlsplit(self.lock_url).password if self.lock_url else None
+        return (
+            self.api_key,
+            mock_key,
+            *target_secrets,
+            self.slack_webhook_url,
+            lock_password,
+        )
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
@@ -253,12 +311,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         override = _positive_duration(duration_text, source)
     report, source = _raw(config, REPORT)
     report_path = None if report is None else _writable_report(report, source)
-    connections_text, source = _raw(config, MAX_CONNECTIONS)
-    max_connections = 0
-    if connections_text is not None:
-        if not connections_text.isdigit() or int(connections_text) < 1:
-            raise pytest.UsageError(f"{source}={connections_text!r}: expected an integer >= 1")
-        max_connections = int(connections_text)
+    max_connections = _count(config, MAX_CONNECTIONS)
     fail_fast = _boolean(*_raw(config, FAIL_FAST))
     reporting = _reporting_settings(config)
     return Settings(
@@ -273,6 +326,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         target=target,
         **_history_settings(config),
         **reporting,
+        **_coordination_settings(config),
     )
 
 
@@ -339,6 +393,38 @@ def _positive_duration(text: str, source: str) -> float:
     if seconds <= 0:
         raise pytest.UsageError(f"{source}={text!r}: must be > 0")
     return seconds
+
+
+def _coordination_settings(config: pytest.Config) -> dict[str, Any]:
+    """Dedup and slots: the lock back-end, the host's limit and the duplicate policy."""
+    lock_dir, _ = _raw(config, LOCK_DIR)
+    lock_url, source = _raw(config, LOCK_URL)
+    if lock_url is not None:
+        try:
+            parse_lock_url(lock_url)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}={redact_url(lock_url)!r}: {exc}") from None
+    on_duplicate, source = _raw(config, ON_DUPLICATE)
+    if on_duplicate is not None and on_duplicate not in ON_DUPLICATE_CHOICES:
+        raise pytest.UsageError(
+            f"{source}={on_duplicate!r}: expected one of {', '.join(ON_DUPLICATE_CHOICES)}"
+        )
+    return {
+        "lock_dir": DEFAULT_LOCK_DIR if lock_dir is None else Path(lock_dir),
+        "lock_url": lock_url,
+        "max_concurrent": _count(config, MAX_CONCURRENT) or DEFAULT_MAX_CONCURRENT,
+        "on_duplicate": on_duplicate or "skip",
+    }
+
+
+def _count(config: pytest.Config, option: _Option) -> int:
+    """A whole number >= 1, or 0 when the option is not set."""
+    text, source = _raw(config, option)
+    if text is None:
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(f"{source}={text!r}: expected an integer >= 1")
+    return int(text)
 
 
 def _dest(option: _Option) -> str:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import hookspecs
+from . import hookspecs, status
+from .coordination import COORDINATOR_KEY, Coordinator
+from .crash import CrashWatch
 from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
@@ -40,10 +42,19 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("observatory_status"):
+        return status.main(config, resolve_settings(config))
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
+    coordinator = config.stash[COORDINATOR_KEY] = Coordinator(config, settings)
+    config.add_cleanup(coordinator.close)
     if settings.baseline is not None:
         from .history.configure import load_comparison  # sqlite3 only when configured
 
@@ -56,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_worker(config):
         if settings.deployment_url is not None and _distributed(config):
             config.pluginmanager.register(XdistController(config), "observatory-xdist")
+            config.pluginmanager.register(CrashWatch(config), "observatory-crash")
         config.pluginmanager.register(TerminalSummary(settings.display_url), "observatory-terminal")
         if settings.report_path is not None:
             config.pluginmanager.register(

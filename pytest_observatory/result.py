@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-Verdict = Literal["passed", "failed", "interrupted", "skipped"]
+# crashed: the xdist worker running the check died; the controller reports what it knew.
+Verdict = Literal["passed", "failed", "interrupted", "skipped", "crashed"]
 JSON = dict[str, Any]
 
 
@@ -40,6 +41,7 @@ class CheckResult:
     load: JSON = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    queued_s: float = 0.0  # waited for a duplicate or a slot before the run; not in duration_s
     started_at: str | None = None  # wall clock, ISO 8601 UTC (utc_iso); None when never run
     ended_at: str | None = None
     baseline: JSON | None = None  # deltas against --observatory-baseline (history/compare.py)

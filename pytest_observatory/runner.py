@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from .coordination import COORDINATOR_KEY, lock_notes, queued_s, running_meta
+from .crash import STARTED_ATTR
 from .engine import CheckRun, Probe
 from .history.compare import COMPARISON_KEY
 from .journal import Journal, journal_path
@@ -84,8 +86,8 @@ class CheckRunner:
             elif has_timeout and item.get_closest_marker("timeout") is None:
                 # pytest-timeout reads the marker at run time; a global --timeout must not cut
                 # a 3-hour check short, and a hung one must still end.
-                limit = spec.duration_s + spec.request_timeout_s + TIMEOUT_GRACE_S
-                item.add_marker(pytest.mark.timeout(limit))
+                # func_only: a wait for a slot in setup is not part of the check's time.
+                item.add_marker(pytest.mark.timeout(_time_limit(spec), func_only=True))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -101,6 +103,12 @@ class CheckRunner:
                 "pass --models=a,b (or OBSERVATORY_MODELS) or observatory(models=[...])",
                 pytrace=False,
             )
+        # Coordination: the check's identity lock and a host slot (skip, fail or wait here).
+        self._config.stash[COORDINATOR_KEY].admit(item, spec, _time_limit(spec))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        self._config.stash[COORDINATOR_KEY].leave(item)  # coordination: free slot and identity
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -126,6 +134,8 @@ class CheckRunner:
             result = CheckResult(item.nodeid, "skipped", max_failure_rate=spec.max_failure_rate)
         if result is not None:
             setattr(report, REPORT_ATTR, result.to_dict())
+        elif call.when == "setup" and report.passed and running_meta(item):
+            setattr(report, STARTED_ATTR, running_meta(item))  # for crash.py on the controller
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -209,10 +219,18 @@ class CheckRunner:
             result = dataclasses.replace(result, verdict="skipped", reasons=[])
         ended = time.time()
         result = dataclasses.replace(
-            result, started_at=utc_iso(ended - run.elapsed_s), ended_at=utc_iso(ended)
+            result,
+            started_at=utc_iso(ended - run.elapsed_s),
+            ended_at=utc_iso(ended),
+            queued_s=queued_s(item),
+            notes=result.notes + lock_notes(item),
         )
         comparison = self._config.stash.get(COMPARISON_KEY, None)
         return result if comparison is None else comparison.apply(result)
+
+
+def _time_limit(spec: CheckSpec) -> float:
+    return spec.duration_s + spec.request_timeout_s + TIMEOUT_GRACE_S
 
 
 def _argnames(item: pytest.Item) -> tuple[str, ...]:

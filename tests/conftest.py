@@ -15,8 +15,10 @@ from pytest_observatory.mock import MockGateway, MockSettings
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """pytester's sessions have no ini file; without this pytest-asyncio warns in each one.
-    (pytester clears PYTEST_ADDOPTS when it starts, so this is set after it.)"""
+    (pytester clears PYTEST_ADDOPTS when it starts, so this is set after it.)
+    Each test's sessions coordinate among themselves only, not with the rest of the suite."""
     monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+    monkeypatch.setenv("OBSERVATORY_LOCK_DIR", str(pytester.path / "observatory-locks"))
     return pytester
 
 

@@ -21,7 +21,7 @@ from ..result import Verdict
 from .sqlite import COLUMNS, Filters, HistoryDB, HistoryError, row_dict
 
 SUBCOMMANDS = ("list", "export")
-VERDICTS: tuple[Verdict, ...] = ("passed", "failed", "interrupted", "skipped")
+VERDICTS: tuple[Verdict, ...] = ("passed", "failed", "interrupted", "skipped", "crashed")
 EXPORT_VERSION = 1
 
 

@@ -35,7 +35,8 @@ h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 32px; word-break: brea
 table { border-collapse: collapse; margin: 8px 0; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 td.text, th.text { text-align: left; word-break: break-all; }
-.passed { color: #1a7f37; } .failed { color: #cf222e; } .interrupted, .skipped { color: #9a6700; }
+.passed { color: #1a7f37; } .failed, .crashed { color: #cf222e; }
+.interrupted, .skipped { color: #9a6700; }
 .verdict { font-weight: bold; text-transform: uppercase; }
 .chart .title { font-size: 13px; font-weight: bold; }
 .chart .tick, .chart .legend { font-size: 11px; }

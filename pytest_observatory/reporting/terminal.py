@@ -54,8 +54,9 @@ class TerminalSummary:
 
 
 def _row(result: CheckResult) -> str:
-    if result.verdict == "skipped" and not result.probes:
-        return f"{'SKIPPED':<12} {'-':>9} {'-':>8} {'-':>9} {'-':>9} {'-':>9}  {result.nodeid}"
+    if result.verdict in ("skipped", "crashed") and not result.probes:
+        dashes = f"{'-':>9} {'-':>8} {'-':>9} {'-':>9} {'-':>9}"
+        return f"{result.verdict.upper():<12} {dashes}  {result.nodeid}"
     return _cells(
         result.verdict.upper() + (" early" if result.stopped_early else ""),
         result.duration_s,
@@ -89,5 +90,6 @@ def _markup(result: CheckResult) -> dict[str, bool]:
     return {
         "passed": {"green": True},
         "failed": {"red": True, "bold": True},
+        "crashed": {"red": True, "bold": True},
         "interrupted": {"yellow": True},
     }.get(result.verdict, {})
