@@ -9,11 +9,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-RecordingGateway = Any  # tests/conftest.py's loopback server (conftest is not importable)
+from loopback import RecordingGateway
 
 EVERY_CALL = """
 import pytest

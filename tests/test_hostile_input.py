@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from loopback import RecordingGateway
 
 CHECK = """
 import asyncio, time
@@ -48,7 +49,7 @@ def run_check(
 )
 def test_a_gateway_answering_nonsense_is_a_classified_failure(
     pytester: pytest.Pytester,
-    recording_gateway: Any,
+    recording_gateway: RecordingGateway,
     prefix: str,
     call: str,
     category: str,

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from loopback import HANG, TRICKLE, WEBHOOK_PATH, FakeSlack
 
 from pytest_observatory.reporting.post import post_json
-
-WEBHOOK_PATH = "/services/T0OBS/B0OBS/hookSECRET9d41e7"
-HANG = "hang"
-TRICKLE = "trickle"
 
 CHECKS = """
 import os
@@ -43,63 +36,6 @@ import pytest
 async def test_healthy(deployment, model):
     await deployment.chat(model, "Hello", max_tokens=5)
 """
-
-
-@dataclass
-class FakeSlack:
-    """Records every POST; answers from a script ((status, headers) or HANG), then 200 'ok'."""
-
-    script: list[Any] = field(default_factory=list)
-    posts: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-    url: str = ""
-
-    @property
-    def payloads(self) -> list[dict[str, Any]]:
-        return [payload for _, _, payload in self.posts]
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            fake.posts.append((time.monotonic(), self.path, json.loads(body)))
-            step = fake.script.pop(0) if fake.script else (200, {})
-            if step == HANG:
-                fake.release.wait(60)
-                return
-            if step == TRICKLE:  # a byte a second: no single socket wait ever times out
-                self.send_response(200)
-                self.send_header("Content-Length", "100")
-                self.end_headers()
-                while not fake.release.wait(0.5):
-                    self.wfile.write(b"o")
-                    self.wfile.flush()
-                return
-            status, headers = step
-            text = b"ok" if status == 200 else b"no_service"
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(text)))
-            self.end_headers()
-            self.wfile.write(text)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}{WEBHOOK_PATH}"
-    yield fake
-    fake.release.set()
-    server.shutdown()
-    server.server_close()
 
 
 def run(pytester: pytest.Pytester, slack: FakeSlack, *argv: str) -> pytest.RunResult:
