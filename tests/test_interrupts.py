@@ -154,7 +154,8 @@ def test_a_signal_keeps_what_the_check_measured(pytester: pytest.Pytester, signu
     returncode, output = ctrl_c(pytester, 1.5, "--observatory-report=r.json", signum=signum)
     assert returncode == pytest.ExitCode.INTERRUPTED, output
     name = signal.Signals(signum).name
-    assert f"stopped by {name}" in output and "= observatory =" in output
+    assert f"observatory check interrupted: stopped by {name}" in output
+    assert "= observatory =" in output
     (check,) = json.loads((pytester.path / "r.json").read_text())["checks"]
     assert check["verdict"] == "interrupted" and check["probes"] > 10
     assert check["notes"] == [f"stopped by {name}"]

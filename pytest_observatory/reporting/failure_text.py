@@ -14,7 +14,9 @@ SHOWN_MESSAGE = 80  # characters of an error message in its onset line
 
 def explain(result: CheckResult) -> str:
     """The failure text pytest shows: why, the top errors, onset, first failure, per model."""
-    lines = [f"observatory check {result.verdict}: " + "; ".join(result.reasons)]
+    # An interrupted check may have broken no threshold: its last note says what stopped it.
+    why = result.reasons or result.notes[-1:]
+    lines = [f"observatory check {result.verdict}: " + "; ".join(why)]
     lines.append(
         f"  {result.probes} probes in {format_duration(result.duration_s)}, "
         f"{result.failures} failed ({result.failure_rate:.2%})"
