@@ -15,11 +15,7 @@ from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings
 from .redact import host_only
 from .reporting.github import GitHubStepSummary, step_summary_path
-from .reporting.html import html_report
 from .reporting.json_report import JsonReport
-from .reporting.junit import JunitProperties
-from .reporting.progress import register_progress
-from .reporting.slack import SlackReporter
 from .reporting.terminal import TerminalSummary
 from .runner import FUNCTION_KEY, SPEC_KEY, TIMEOUT_GRACE_S, CheckRunner, is_worker
 from .runtime import DeploymentRuntime
@@ -60,10 +56,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[COMPARISON_KEY] = load_comparison(settings)
     config.pluginmanager.register(CheckRunner(config, settings, runtime), "observatory-runner")
+    # Reporters are imported only when configured: a plain unit-test run loads none of them.
     if getattr(config.option, "xmlpath", None):
+        from .reporting.junit import JunitProperties
+
         config.pluginmanager.register(JunitProperties(), "observatory-junit")
-    if settings.progress_interval_s is not None and config.get_verbosity() >= 0:
-        register_progress(config, settings.progress_interval_s)
+    progress = settings.progress_interval_s
+    if settings.deployment_url is not None and progress is not None and config.get_verbosity() >= 0:
+        from .reporting.progress import register_progress
+
+        register_progress(config, progress)
     if not is_worker(config):
         if settings.deployment_url is not None and _distributed(config):
             config.pluginmanager.register(XdistController(config), "observatory-xdist")
@@ -74,12 +76,16 @@ def pytest_configure(config: pytest.Config) -> None:
                 JsonReport(settings.report_path, settings.display_url), "observatory-json"
             )
         if settings.html_path is not None:
+            from .reporting.html import html_report
+
             config.pluginmanager.register(html_report(settings), "observatory-html")
         if settings.history_path is not None:
             from .history.configure import history_writer
 
             config.pluginmanager.register(history_writer(settings), "observatory-history")
         if settings.slack_webhook_url is not None:
+            from .reporting.slack import SlackReporter
+
             config.pluginmanager.register(SlackReporter(settings), "observatory-slack")
         step_summary = step_summary_path()
         if step_summary is not None:

@@ -8,33 +8,20 @@ items are claimed in a ``tryfirst`` pytest_pyfunc_call, whatever async plugin is
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextvars
-import dataclasses
-import functools
-import inspect
-import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
-from .coordination import COORDINATOR_KEY, lock_notes, queued_s, running_meta
+from .coordination import COORDINATOR_KEY, running_meta
 from .crash import STARTED_ATTR
-from .engine import CheckRun, Probe
 from .history.compare import COMPARISON_KEY
 from .journal import Journal, journal_path
-from .live import RUNNING_KEY
 from .marker import MARKER_NAME, CheckSpec, MarkerError, parse_marker
 from .options import Settings
 from .reporting.failure_text import explain
-from .result import CheckResult, utc_iso
+from .result import CheckResult
 from .runtime import DeploymentRuntime
-from .sequential import FailFast
-from .signals import StopOnSignal
-from .stats import CheckRecorder
-from .threads import DaemonThreadPool
-from .verdict import judge
 
 FUNCTION_KEY = pytest.StashKey[Callable[..., Any]]()
 SPEC_KEY = pytest.StashKey[CheckSpec]()
@@ -97,7 +84,7 @@ class CheckRunner:
         spec = item.stash.get(SPEC_KEY, None)
         if spec is None or self._settings.deployment_url is None:
             return  # not a check, or one that will be skipped
-        if not spec.models and "model" in _argnames(item):
+        if not spec.models and "model" in argnames(item):
             pytest.fail(
                 f"{item.nodeid}: the check takes `model` but no models are set: "
                 "pass --models=a,b (or OBSERVATORY_MODELS) or observatory(models=[...])",
@@ -148,120 +135,24 @@ class CheckRunner:
         self._config.hook.pytest_observatory_check_finished(config=self._config, result=result)
 
     def _run_check(self, item: pytest.Function, spec: CheckSpec) -> CheckResult:
-        runtime = self._runtime
-        runtime.set_request_timeout(spec.request_timeout_s)
-        executor = DaemonThreadPool(spec.concurrency, "observatory-probe")
-        probe = _make_probe(item, executor, runtime)
-        recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
-        run = CheckRun(spec, probe, recorder)
-        fail_fast = FailFast(spec, lambda: run.elapsed_s, run.stop) if spec.fail_fast else None
-        if fail_fast is not None:
-            recorder.listen(fail_fast)
-        journal = self._journal_for_checks()
-        if journal is not None:
-            journal.check_started(item.nodeid, spec)
-            recorder.on_window_closed = lambda: journal.window_closed(
-                self._result(item, run, spec, fail_fast)
-            )
-            recorder.on_new_error = functools.partial(journal.new_error, item.nodeid)
-        running = self._config.stash.get(RUNNING_KEY, None)  # live progress (live.py)
-        if running is not None:
-            running.add(item.nodeid, run, runtime.loop)
-        future = runtime.loop.submit(run.run())
-        signals = StopOnSignal(run.interrupt)
-        try:
-            with signals:
-                future.result()
-        except pytest.skip.Exception:
-            item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast, skipped=True)
-            raise
-        except BaseException as exc:
-            # Ctrl-C or pytest-timeout in this thread: stop the probes and keep the figures.
-            run.interrupt()
-            concurrent.futures.wait([future], timeout=INTERRUPT_WAIT_S)
-            result = item.stash[RESULT_KEY] = self._result(item, run, spec, fail_fast)
-            if isinstance(exc, KeyboardInterrupt) and not is_worker(self._config):
-                self._publish(result)  # no test report follows a KeyboardInterrupt
-            raise
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-        result = self._result(item, run, spec, fail_fast)
-        if signals.received is not None:
-            result = dataclasses.replace(
-                result, notes=[*result.notes, f"stopped by {signals.received}"]
-            )
-        if journal is not None:
-            journal.check_finished(result)
-            if journal.error is not None:
-                result = dataclasses.replace(result, notes=[*result.notes, journal.error])
-        item.stash[RESULT_KEY] = result
-        return result
+        # The engine (and asyncio) load with the first check: a repository's plain unit-test
+        # run must not pay for them.
+        from .execution import run_check
 
-    def _result(
-        self,
-        item: pytest.Item,
-        run: CheckRun,
-        spec: CheckSpec,
-        fail_fast: FailFast | None,
-        skipped: bool = False,
-    ) -> CheckResult:
-        result = judge(
-            item.nodeid,
+        return run_check(
+            item,
             spec,
-            run.recorder,
-            run.elapsed_s,
-            interrupted=run.interrupted,
-            load=run.load_summary(),
-            notes=run.notes(),
-            stopped_early=None if fail_fast is None else fail_fast.decision,
+            self._runtime,
+            self._journal_for_checks(),
+            self._config.stash.get(COMPARISON_KEY, None),
+            publish=None if is_worker(self._config) else self._publish,
         )
-        if skipped:
-            result = dataclasses.replace(result, verdict="skipped", reasons=[])
-        ended = time.time()
-        result = dataclasses.replace(
-            result,
-            started_at=utc_iso(ended - run.elapsed_s),
-            ended_at=utc_iso(ended),
-            queued_s=queued_s(item),
-            notes=result.notes + lock_notes(item),
-        )
-        comparison = self._config.stash.get(COMPARISON_KEY, None)
-        return result if comparison is None else comparison.apply(result)
 
 
 def _time_limit(spec: CheckSpec) -> float:
     return spec.duration_s + spec.request_timeout_s + TIMEOUT_GRACE_S
 
 
-def _argnames(item: pytest.Item) -> tuple[str, ...]:
+def argnames(item: pytest.Item) -> tuple[str, ...]:
     # The names pytest itself passes to the test function (pytest_pyfunc_call does the same).
     return tuple(item._fixtureinfo.argnames)  # type: ignore[attr-defined]
-
-
-def _make_probe(
-    item: pytest.Function, executor: concurrent.futures.Executor, runtime: DeploymentRuntime
-) -> Probe:
-    """One call of the test body with its fixtures; `model` changes probe by probe."""
-    func = item.stash[FUNCTION_KEY]
-    argnames = _argnames(item)
-    fixed = {name: item.funcargs[name] for name in argnames if name != "model"}
-    takes_model = "model" in argnames
-
-    def kwargs(model: str | None) -> dict[str, Any]:
-        return {**fixed, "model": model} if takes_model else fixed
-
-    if inspect.iscoroutinefunction(func):
-
-        async def async_probe(model: str | None) -> None:
-            await func(**kwargs(model))
-
-        return async_probe
-
-    loop = runtime.loop.loop
-
-    async def sync_probe(model: str | None) -> None:
-        # The copied context carries the probe's observer into the worker thread.
-        call = functools.partial(contextvars.copy_context().run, func, **kwargs(model))
-        await loop.run_in_executor(executor, call)
-
-    return sync_probe

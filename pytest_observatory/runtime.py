@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .loop import SessionLoop
 from .options import Settings
 from .redact import scrub
 from .target import Target, parse_target
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .client import AsyncDeployment, SyncDeployment
+    from .loop import SessionLoop
     from .mock.server import MockGateway
     from .transport import SessionPool
 
@@ -33,6 +33,8 @@ class DeploymentRuntime:
 
     @cached_property
     def loop(self) -> SessionLoop:
+        from .loop import SessionLoop  # asyncio loads with the first check, not with pytest
+
         return SessionLoop()
 
     @cached_property

@@ -19,7 +19,7 @@ from pytest_observatory.mock.settings import CHAOS_FAULTS, KNOBS_BY_NAME
 
 PROBES = 200
 FRACTION = 0.2
-REQUEST_TIMEOUT_S = 0.5
+REQUEST_TIMEOUT_S = 2.0  # well above a healthy answer's time on a loaded 2-core machine
 
 
 def binomial_interval(n: int, p: float, level: float = 0.99) -> tuple[int, int]:
@@ -89,14 +89,16 @@ def test_fault_rate_and_category(
         **{f"{fault}_rate": FRACTION},
         seed=CASES.index((fault, stream, category)),  # a fixed, different sample per case
         huge_size=huge_size,
-        trickle_time_s=0.6,  # longer than the request timeout, in gaps far shorter
+        # Chats: longer than the request timeout, in gaps far shorter. Streams: slow, but every
+        # stream ends well before the check does.
+        trickle_time_s=0.6 if stream else REQUEST_TIMEOUT_S + 0.5,
     )
     # Short where the fault is to outlast it; roomy elsewhere (1 MB answers on a loaded machine).
     timeout_s = REQUEST_TIMEOUT_S if fault in ("stall", "trickle") else 10.0
     check = run_check(
         pytester,
         mock.url,
-        f'duration="5s", probes={PROBES}, concurrency=20, request_timeout="{timeout_s}s"',
+        f'duration="15s", probes={PROBES}, concurrency=20, request_timeout="{timeout_s}s"',
         stream,
     )
     injected = mock.stats().chaos.get(fault, 0)
