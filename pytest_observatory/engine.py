@@ -198,6 +198,7 @@ class CheckRun:
         if self.ended_early is None:
             self.ended_early = note
             self._deadline_ns = min(self._deadline_ns, time.perf_counter_ns())
+            self.recorder.cut_phases(self.elapsed_s_now())
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -212,7 +212,7 @@ class Phase:
     time, like windows), latency, TTFT and the load it asked for (``target_from`` to
     ``target_to``), so the report can set achieved load beside the asked-for one."""
 
-    __slots__ = ("start_s", "end_s", "target_from", "target_to", "stats", "ttft_ms")
+    __slots__ = ("start_s", "end_s", "target_from", "target_to", "stats", "ttft_ms", "completed")
 
     def __init__(self, start_s: float, end_s: float, target_from: float, target_to: float) -> None:
         self.start_s = start_s
@@ -221,6 +221,9 @@ class Phase:
         self.target_to = target_to
         self.stats = ProbeStats()
         self.ttft_ms = LatencyHistogram()
+        # Successes by the time they ended: an open loop starts probes at the rate asked for
+        # whatever the deployment does; what it completes per second is its throughput.
+        self.completed = 0
 
 
 class ProbeListener(Protocol):
@@ -268,12 +271,23 @@ class CheckRecorder:
         self.phases.append(phase)
         self._phase_starts.append(phase.start_s)
 
-    def _phase(self, t_s: float) -> Phase | None:
+    def cut_phases(self, t_s: float) -> None:
+        """The schedule ended at ``t_s`` (a sweep past saturation): later phases never ran."""
+        while self.phases and self.phases[-1].start_s >= t_s:
+            self.phases.pop()
+            self._phase_starts.pop()
+        if self.phases:
+            self.phases[-1].end_s = min(self.phases[-1].end_s, t_s)
+
+    def _phase(self, t_s: float, strict: bool = False) -> Phase | None:
+        """The phase ``t_s`` falls in; a probe started at the very end counts in the last
+        one, unless ``strict`` (a completion after the end belongs to no phase)."""
         index = bisect.bisect_right(self._phase_starts, t_s) - 1
         if index < 0:
             return None
         phase = self.phases[index]
-        return phase if t_s < phase.end_s or index == len(self.phases) - 1 else None
+        last = index == len(self.phases) - 1 and not strict
+        return phase if t_s < phase.end_s or last else None
 
     def listen(self, listener: ProbeListener) -> None:
         self._listeners.append(listener)
@@ -286,6 +300,9 @@ class CheckRecorder:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.latency.record(latency_ms)
+        ended = self._phase(t_s + latency_ms / 1000, strict=True) if self.phases else None
+        if ended is not None:
+            ended.completed += 1
         self.timeline.add(t_s, failed=False)
         for listener in self._listeners:
             listener.probe_done(t_s, False)

@@ -24,8 +24,9 @@ def _row(phase: Phase, elapsed_s: float) -> JSON:
         "probes": stats.probes,
         "failures": stats.failures,
         "failure_rate": stats.failures / stats.probes if stats.probes else 0.0,
-        "throughput_per_s": round(stats.probes / ran_s, 3),
-        # Little's law: mean probes in flight = throughput x mean latency (successes).
+        "started_per_s": round(stats.probes / ran_s, 3),
+        "throughput_per_s": round(phase.completed / ran_s, 3),
+        # Little's law: mean probes in flight = arrival rate x mean latency (successes).
         "in_flight": round(stats.probes / ran_s * _mean_ms(latency) / 1000, 3),
         "p50_ms": _q(latency, 0.5),
         "p95_ms": _q(latency, 0.95),

@@ -10,6 +10,8 @@ from .knee import find_knee
 from .protocol import Driver, LoadShape
 from .rows import phase_rows
 
+WATCH_AHEAD_S = 0.05
+
 
 class Sweep:
     def __init__(
@@ -39,12 +41,14 @@ class Sweep:
             run.spawn(self._watch(run))
 
     async def _watch(self, run: Driver) -> None:
-        """At the end of each level from the second on, look for the knee in the levels so
-        far; the probes of the level just ended that are still in flight are not counted."""
+        """Just before the end of each level from the second on (so that no probe of the next
+        level starts first), look for the knee in the levels so far; the probes of the level
+        ending that are still in flight are not counted."""
         for index in range(1, len(self.levels) - 1):
-            if not await run.wait_until((index + 1) * self.step_s):
+            end_s = (index + 1) * self.step_s
+            if not await run.wait_until(end_s - min(WATCH_AHEAD_S, self.step_s / 10)):
                 return
-            rows = level_rows(phase_rows(run.recorder, (index + 1) * self.step_s))
+            rows = level_rows(phase_rows(run.recorder, end_s))
             if find_knee(rows, self.max_failure_rate) is not None:
                 self.stopped_after = self.levels[index]
                 run.end_early(f"sweep stopped past saturation, after level {self.levels[index]:g}")

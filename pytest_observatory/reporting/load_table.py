@@ -7,7 +7,8 @@ from ..durations import format_duration
 from ..result import JSON, CheckResult
 
 HEADER = (
-    f"{'':<12} {'stage':>13} {'target':>11} {'probes':>7} {'req/s':>8} {'in flight':>9} "
+    f"{'':<12} {'stage':>13} {'target':>11} {'probes':>7} {'started/s':>9} {'done/s':>8} "
+    f"{'in flight':>9} "
     f"{'fail rate':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'ttft p95':>8}"
 )
 
@@ -28,8 +29,9 @@ def load_lines(result: CheckResult) -> list[str]:
 
 def _line(span: str, target: str, row: JSON) -> str:
     return (
-        f"{'':<12} {span:>13} {target:>11} {row['probes']:>7} {row['throughput_per_s']:>8.1f} "
-        f"{row['in_flight']:>9.1f} {row['failure_rate']:>9.2%} {_ms(row['p50_ms']):>8} "
+        f"{'':<12} {span:>13} {target:>11} {row['probes']:>7} {row['started_per_s']:>9.1f} "
+        f"{row['throughput_per_s']:>8.1f} {row['in_flight']:>9.1f} {row['failure_rate']:>9.2%} "
+        f"{_ms(row['p50_ms']):>8} "
         f"{_ms(row['p95_ms']):>8} {_ms(row['p99_ms']):>8} {_ms(row['ttft_p95_ms']):>8}"
     )
 
