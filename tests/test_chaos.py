@@ -192,6 +192,7 @@ KNOB_SAMPLES = {
     "retry_after": "2s",
     "chaos_models": "a",
     "seed": "42",
+    "capacity": "8",
 }
 
 

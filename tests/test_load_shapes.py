@@ -120,3 +120,10 @@ def test_recovery_is_compared_with_the_hold_before_the_spike() -> None:
     assert recovery_baseline(spec_with(10, 100, 10)) == 0
     assert recovery_baseline(spec_with(5, 20, 100, 10)) == 0
     assert recovery_baseline(spec_with(10)) is None
+
+
+def test_no_arrival_while_the_rate_is_zero() -> None:
+    paused = Profile(((1.0, 0), (1.0, 10)))  # a pause, then a ramp to 10/s
+    assert paused.time_of(0) == 1.0
+    assert paused.time_of(5) == pytest.approx(2.0)
+    assert paused.time_of(6) == math.inf

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,20 @@ class Profile:
 
     def segments(self) -> list[tuple[float, float, float, float]]:
         """(start_s, end_s, from, to) per stage."""
+        return list(self._segments)
+
+    @cached_property
+    def _segments(self) -> tuple[tuple[float, float, float, float], ...]:
+        """Computed once: the shapes ask for every lane start and every arrival."""
         rows, t, value = [], 0.0, self.start
         for duration, target in self.stages:
             rows.append((t, t + duration, value, target))
             t, value = t + duration, target
-        return rows
+        return tuple(rows)
 
     def value(self, t: float) -> float:
         value = self.start
-        for begin, end, low, high in self.segments():
+        for begin, end, low, high in self._segments:
             if t < begin:
                 break
             value = high if t >= end else low + (high - low) * (t - begin) / (end - begin)
@@ -54,7 +60,7 @@ class Profile:
     def integral(self, t: float) -> float:
         """Probes a rate profile schedules in [0, t)."""
         total = 0.0
-        for begin, end, low, high in self.segments():
+        for begin, end, low, high in self._segments:
             if t <= begin:
                 break
             span = min(t, end) - begin
@@ -65,10 +71,10 @@ class Profile:
     def time_of(self, count: float) -> float:
         """When the rate profile has scheduled ``count`` probes (inf if it never does)."""
         done = 0.0
-        for begin, end, low, high in self.segments():
+        for begin, end, low, high in self._segments:
             width = end - begin
             area = width * (low + high) / 2
-            if width > 0 and done + area >= count:
+            if area > 0 and done + area >= count:
                 need, slope = count - done, (high - low) / width
                 if abs(slope) < 1e-12:
                     return begin + need / low
@@ -81,7 +87,7 @@ class Profile:
     def first_time_above(self, level: float, t: float) -> float:
         """The earliest time >= t at which the target exceeds ``level`` (a lane ``level`` is
         active from then); inf if it never does again before the end."""
-        for begin, end, low, high in self.segments():
+        for begin, end, low, high in self._segments:
             if end <= t and not (end == begin == t):
                 continue
             at = max(t, begin)
