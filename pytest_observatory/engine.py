@@ -22,6 +22,7 @@ import pytest
 from .errors import classify
 from .live import Progress
 from .load import shape_for
+from .load.rows import phase_label
 from .marker import CheckSpec
 from .observe import RequestTiming, StreamResult, current_observer
 from .result import JSON
@@ -144,6 +145,7 @@ class CheckRun:
             failures=total.failures,
             p95_ms=total.latency.quantile(0.95),
             last_error=self.recorder.last_category,
+            phase=phase_label(self.recorder, self.elapsed_s, bool(self.spec.sweep)),
         )
 
     # -- end of live progress --

@@ -104,3 +104,22 @@ def test_sweep_finds_the_knee_at_the_capacity(pytester: pytest.Pytester, capacit
     result.stdout.fnmatch_lines(
         [f"*note: sweep stopped past saturation, after level {capacity * 2}"]
     )
+
+
+def test_progress_lines_name_the_current_level(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.observatory(sweep=[1, 2, 4], step="1.5s")
+        async def test_sweep(deployment, model):
+            await deployment.chat(model, "hi")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--deployment-url=mock?latency=20ms", "--observatory-progress=1s"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["observatory progress: *test_sweep: * of 4.5s (* left), level 2/3 (2), * probes, *"]
+    )

@@ -13,6 +13,18 @@ def phase_rows(recorder: CheckRecorder, elapsed_s: float) -> list[JSON]:
     return [_row(phase, elapsed_s) for phase in recorder.phases if phase.start_s < elapsed_s]
 
 
+def phase_label(recorder: CheckRecorder, t_s: float, sweep: bool) -> str:
+    """Where a staged check or a sweep is, for the progress line: ``stage 3/6 (4->16)`` or
+    ``level 4/6 (8)``; empty for a plain check."""
+    for index, phase in enumerate(recorder.phases):
+        if phase.start_s <= t_s < phase.end_s or index == len(recorder.phases) - 1:
+            low, high = phase.target_from, phase.target_to
+            target = f"{high:g}" if low == high else f"{low:g}->{high:g}"
+            what = "level" if sweep else "stage"
+            return f"{what} {index + 1}/{len(recorder.phases)} ({target})"
+    return ""
+
+
 def _row(phase: Phase, elapsed_s: float) -> JSON:
     stats, latency = phase.stats, phase.stats.latency
     ran_s = max(min(phase.end_s, elapsed_s) - phase.start_s, 1e-9)
