@@ -1,31 +1,28 @@
 """The soak engine: call a probe again and again until the check's end, on the session loop.
 
-Closed loop (default): ``concurrency`` lanes run probes back to back, pausing ``interval``;
-their starts are staggered over the first second.
-Open loop (``rate``): probes start on a schedule (constant or Poisson arrivals), whatever the
-deployment's speed, at most ``concurrency`` in flight; when that cap makes probes start late,
-the lag is counted and reported instead of silently lowering the rate. ``ramp`` grows the lanes
-or the rate linearly from zero.
+When probes start is the load shape's business (load/: closed lanes, open arrivals, stages,
+sweeps); this run owns the clock, the deadline, stopping, and running and recording each probe.
+Probes still in flight at the deadline finish (up to ``request_timeout``).
 
 Probe outcomes never stop a check by themselves; only its end (duration or probe budget), an
-interrupt, a skip raised by the probe itself, or ``stop(reason)`` (the fail-fast rule of the
-verdict layer, sequential.py) do.
+interrupt, a skip raised by the probe itself, ``stop(reason)`` (the fail-fast rule of the
+verdict layer, sequential.py) or the shape's own end (a sweep past saturation) do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import math
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from .errors import classify
 from .live import Progress
+from .load import shape_for
+from .load.rows import phase_label
 from .marker import CheckSpec
 from .observe import RequestTiming, StreamResult, current_observer
 from .result import JSON
@@ -34,9 +31,7 @@ from .stats import NS_PER_MS, CheckRecorder
 Probe = Callable[[str | None], Awaitable[Any]]
 
 NS_PER_S = 1_000_000_000
-LATE_AFTER_NS = 10 * NS_PER_MS
-LATE_NOTE_SHARE = 0.01
-STAGGER_S = 1.0
+WAKE_S = 0.25  # a sleeping shape wakes this often to see an early end
 LOOP_TICK_S = 0.1
 LOOP_BLOCKED_NS = 500 * NS_PER_MS  # a busy CI machine delays a tick by tens of ms, not this
 
@@ -55,8 +50,10 @@ class CheckRun:
         self._in_flight: dict[int, tuple[str | None, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._late = 0
-        self._max_lag_ns = 0
+        self.shape, phases = shape_for(spec)
+        for phase in phases:
+            recorder.add_phase(phase)
+        self.ended_early: str | None = None
         self._max_loop_lag_ns = 0
         self._loop_blocks = 0
         self._abort: BaseException | None = None
@@ -77,11 +74,7 @@ class CheckRun:
         self.start_ns = time.perf_counter_ns()
         self._deadline_ns = self.start_ns + int(self.spec.duration_s * NS_PER_S)
         watchdog = asyncio.ensure_future(self._watch_loop())  # first, to see the first probe
-        if self.spec.rate is None:
-            for lane in range(self.spec.concurrency):
-                self._spawn(self._lane(lane))
-        else:
-            self._spawn(self._schedule())
+        self.shape.start(self)
         try:
             await self._wait_idle(self.spec.duration_s)
             grace_s = self._seconds_until(self._deadline_ns) + self.spec.request_timeout_s
@@ -152,6 +145,7 @@ class CheckRun:
             failures=total.failures,
             p95_ms=total.latency.quantile(0.95),
             last_error=self.recorder.last_category,
+            phase=phase_label(self.recorder, self.elapsed_s, bool(self.spec.sweep)),
         )
 
     # -- end of live progress --
@@ -159,21 +153,14 @@ class CheckRun:
     def load_summary(self) -> JSON:
         spec = self.spec
         summary: JSON = {
-            "mode": "closed" if spec.rate is None else "open",
-            "concurrency": spec.concurrency,
+            **self.shape.summary(self.elapsed_s),
             "ramp_s": spec.ramp_s,
             "max_loop_lag_ms": round(self._max_loop_lag_ns / NS_PER_MS, 3),
         }
         if spec.rate is not None:
-            span_s = min(self.elapsed_s, spec.duration_s) or 1.0
-            summary.update(
-                rate=spec.rate,
-                arrival=spec.arrival,
-                scheduled_probes=round(self._scheduled_by(span_s)),
-                achieved_rate=round(self._started_probes / span_s, 3),
-                late_probes=self._late,
-                max_lag_ms=round(self._max_lag_ns / NS_PER_MS, 3),
-            )
+            summary["rate"] = spec.rate
+        if self.ended_early is not None:
+            summary["ended_early"] = self.ended_early
         return summary
 
     def notes(self) -> list[str]:
@@ -185,96 +172,42 @@ class CheckRun:
                 "check (time.sleep, a sync HTTP client) stalls every probe and skews every "
                 "timing; await instead, or write a plain def check"
             )
-        return notes + self._late_note()
+        if self.ended_early is not None:
+            notes.append(self.ended_early)
+        return notes + self.shape.notes(self.elapsed_s)
 
-    def _late_note(self) -> list[str]:
-        """A note when more than 1% of the probes started late: a few late starts are the
-        machine's jitter, not a client that cannot keep up (they still count in `load`)."""
-        if self._late <= LATE_NOTE_SHARE * self._started_probes:
-            return []
-        span_s = min(self.elapsed_s, self.spec.duration_s)
-        return [
-            f"open loop fell behind: {self._late} of {self._started_probes} probes started "
-            f"late (max {self._max_lag_ns / NS_PER_MS:.0f} ms) and "
-            f"{self._started_probes} of ~{self._scheduled_by(span_s):.0f} scheduled probes "
-            f"started: {self.spec.concurrency} in flight were not enough; raise concurrency "
-            "or lower rate"
-        ]
-
-    def _scheduled_by(self, seconds: float) -> float:
-        """How many probes the (ramped) rate schedules in the first `seconds`."""
-        rate, ramp = self.spec.rate or 0.0, self.spec.ramp_s
-        if seconds < ramp:
-            return rate * seconds * seconds / (2 * ramp)
-        return rate * (seconds - ramp / 2)
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    # -- what a load shape may use (load/protocol.py: Driver) --
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._forget)
         return task
+
+    def elapsed_s_now(self) -> float:
+        return (time.perf_counter_ns() - self.start_ns) / NS_PER_S
+
+    async def wait_until(self, t_s: float) -> bool:
+        due_ns = self.start_ns + int(min(t_s, self.spec.duration_s) * NS_PER_S)
+        while True:
+            if self._stop.is_set() or time.perf_counter_ns() >= self._deadline_ns:
+                return False
+            wait_ns = due_ns - time.perf_counter_ns()
+            if wait_ns <= 0:
+                return True
+            await asyncio.sleep(min(wait_ns / NS_PER_S, WAKE_S))
+
+    def end_early(self, note: str) -> None:
+        if self.ended_early is None:
+            self.ended_early = note
+            self._deadline_ns = min(self._deadline_ns, time.perf_counter_ns())
+            self.recorder.cut_phases(self.elapsed_s_now())
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not self._tasks:
             self._idle.set()
 
-    async def _lane(self, lane: int) -> None:
-        spec = self.spec
-        # Lanes started in lockstep stay in lockstep: their answers arrive in waves that queue
-        # on this one loop and show up as gateway tail latency (bench/README.md). Without a
-        # ramp, lane starts are spread over a second (a tenth of a shorter check).
-        spread_s = spec.ramp_s or min(STAGGER_S, spec.duration_s / 10)
-        if lane:
-            await asyncio.sleep(spread_s * lane / spec.concurrency)
-        while self._may_start():
-            await self._probe_once(lane)
-            if spec.interval_s:
-                remaining = (self._deadline_ns - time.perf_counter_ns()) / NS_PER_S
-                await asyncio.sleep(max(0.0, min(spec.interval_s, remaining)))
-
-    async def _schedule(self) -> None:
-        """Open loop: start probe k at its arrival time, come what may."""
-        arrivals = self._arrival_offsets_ns()
-        ids = itertools.count()
-        running: set[asyncio.Task[Any]] = set()
-        for offset in arrivals:
-            due = self.start_ns + offset
-            wait = due - time.perf_counter_ns()
-            if wait > 0:
-                await asyncio.sleep(wait / NS_PER_S)
-            while len(running) >= self.spec.concurrency:
-                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            if not self._may_start():
-                return
-            lag = time.perf_counter_ns() - due
-            if lag > LATE_AFTER_NS:
-                self._late += 1
-                self._max_lag_ns = max(self._max_lag_ns, lag)
-            task = self._spawn(self._probe_once(next(ids)))
-            running.add(task)
-            task.add_done_callback(running.discard)
-
-    def _arrival_offsets_ns(self) -> Iterator[int]:
-        """Arrival k when the (ramped) rate has delivered k probes: constant arrivals at whole
-        counts, Poisson ones at a running sum of unit exponential gaps."""
-        rate, ramp = self.spec.rate or 1.0, self.spec.ramp_s
-        rng = random.Random()
-        ramp_count = rate * ramp / 2  # probes a linear ramp from zero delivers
-
-        def offset_ns(count: float) -> int:
-            if count < ramp_count:
-                seconds = math.sqrt(2 * ramp * count / rate)
-            else:
-                seconds = ramp + (count - ramp_count) / rate
-            return int(seconds * NS_PER_S)
-
-        if self.spec.arrival == "poisson":
-            gaps = (rng.expovariate(1.0) for _ in itertools.count())
-            return (offset_ns(count) for count in itertools.accumulate(gaps))
-        return (offset_ns(count) for count in itertools.count())
-
-    def _may_start(self) -> bool:
+    def may_start(self) -> bool:
         if self._stop.is_set() or time.perf_counter_ns() >= self._deadline_ns:
             return False
         if self.spec.max_probes is not None and self._started_probes >= self.spec.max_probes:
@@ -282,7 +215,7 @@ class CheckRun:
         self._started_probes += 1
         return True
 
-    async def _probe_once(self, slot: int) -> None:
+    async def probe_once(self, slot: int) -> None:
         model = next(self._models)
         started = time.perf_counter_ns()
         observer = _ProbeObserver(self.recorder, self._t_s(started))

@@ -33,6 +33,7 @@ class Progress:
     last_error: str | None
     nodeid: str = ""
     worker: str = ""
+    phase: str = ""  # the current stage or sweep level (load/rows.py: phase_label)
 
 
 class RunningChecks:

@@ -20,9 +20,10 @@ MARKER_HELP = (
     "observatory(*, duration, max_failure_rate=0.01, models=None, concurrency=1, interval=None, "
     "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
-    "max_ttft_p95=None, fail_fast=None, on_duplicate=None): run the test body as a probe again and "
-    "again for `duration`, keeping `concurrency` probes in flight (or starting `rate` per second), "
-    "and judge the run."
+    "max_ttft_p95=None, fail_fast=None, on_duplicate=None, stages=None, sweep=None, step=None, "
+    "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None): run the test "
+    "body as a probe again and again for `duration`, keeping `concurrency` probes in flight "
+    "(or starting `rate` per second), and judge the run."
 )
 MAX_CONCURRENCY = 4096
 MAX_RATE = 100_000.0
@@ -30,6 +31,19 @@ OPEN_LOOP_IN_FLIGHT = 1024
 WINDOWS_PER_RUN = 60
 WINDOW_BOUNDS_S = (10.0, 600.0)
 ARRIVALS = ("constant", "poisson")
+LOADS = ("concurrency", "rate")
+STAGE_LIMITS = ("max_failure_rate", "max_p95_latency")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One of ``stages``: move the load linearly to ``target`` over ``duration_s`` (k6), with
+    optional thresholds of its own."""
+
+    duration_s: float
+    target: float
+    max_failure_rate: float | None = None
+    max_p95_latency_s: float | None = None
 
 
 class MarkerError(ValueError):
@@ -58,6 +72,16 @@ class CheckSpec:
     max_ttft_p95_s: float | None = None
     fail_fast: bool = False
     on_duplicate: str | None = None  # None: the session's --observatory-on-duplicate
+    stages: tuple[Stage, ...] = ()
+    sweep: tuple[float, ...] = ()
+    step_s: float = 0.0
+    load: str = "concurrency"  # what stages' targets and sweep levels count
+    stop_on_saturation: bool = False
+    max_recovery_p95_ratio: float | None = None
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None or self.load == "rate"
 
 
 def default_window_s(duration_s: float) -> float:
@@ -77,6 +101,9 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
             f"unknown argument {unknown[0]}={kwargs[unknown[0]]!r} "
             f"(known: {', '.join(sorted(_KNOWN))})"
         )
+    shaped = _load_shape(kwargs, settings)
+    if shaped is not None:
+        kwargs["duration"] = shaped.duration_s
     if "duration" not in kwargs:
         raise MarkerError("missing required argument duration (e.g. duration='30m')")
     duration = _positive_duration(kwargs, "duration")
@@ -87,12 +114,15 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
     arrival = kwargs.get("arrival", "constant")
     if arrival not in ARRIVALS:
         raise MarkerError(f"arrival={arrival!r}: expected one of {', '.join(ARRIVALS)}")
-    if arrival != "constant" and rate is None:
+    if arrival != "constant" and rate is None and kwargs.get("load") != "rate":
         raise MarkerError(f"arrival={arrival!r}: needs rate= (probes per second)")
     ramp = _duration(kwargs, "ramp", 0.0)
     if ramp > duration:
         raise MarkerError(f"ramp={kwargs['ramp']!r}: longer than the duration")
-    default_concurrency = 1 if rate is None else OPEN_LOOP_IN_FLIGHT
+    open_loop = rate is not None or kwargs.get("load") == "rate"
+    default_concurrency = OPEN_LOOP_IN_FLIGHT if open_loop else 1
+    if shaped is not None and not open_loop:
+        default_concurrency = max(1, math.ceil(shaped.peak))
     window = kwargs.get("window")
     max_window_rate = kwargs.get("max_window_failure_rate")
     return CheckSpec(
@@ -121,6 +151,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
         fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
         on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
+        **({} if shaped is None else shaped.fields),
     )
 
 
@@ -143,8 +174,166 @@ _KNOWN = frozenset(
         "max_ttft_p95",
         "fail_fast",
         "on_duplicate",
+        "stages",
+        "sweep",
+        "step",
+        "load",
+        "stop_on_saturation",
+        "max_recovery_p95_ratio",
     }
 )
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    """Stages or a sweep, parsed: the spec fields they set and the duration they imply."""
+
+    duration_s: float
+    peak: float
+    fields: dict[str, Any]
+
+
+def _load_shape(kwargs: dict[str, Any], settings: Settings) -> _Shaped | None:
+    """``stages`` or ``sweep`` (with ``step``), and the arguments that go with them. The
+    check lasts as long as the stages or the sweep; a ``duration`` that says otherwise is an
+    error, and ``--observatory-duration`` scales every stage (or the step) to fit."""
+    stages_arg, sweep_arg = kwargs.get("stages"), kwargs.get("sweep")
+    load = kwargs.get("load", "concurrency")
+    if load not in LOADS:
+        raise MarkerError(f"load={load!r}: expected one of {', '.join(LOADS)}")
+    if stages_arg is None and sweep_arg is None:
+        for name in ("step", "stop_on_saturation", "max_recovery_p95_ratio", "load"):
+            if kwargs.get(name) is not None:
+                raise MarkerError(f"{name}={kwargs[name]!r}: needs stages= or sweep=")
+        return None
+    if stages_arg is not None and sweep_arg is not None:
+        raise MarkerError(f"sweep={sweep_arg!r}: stages= and sweep= exclude each other")
+    for name in ("ramp", "rate") + (("concurrency",) if load == "concurrency" else ()):
+        if kwargs.get(name) is not None:
+            what = "stages" if stages_arg is not None else "sweep"
+            raise MarkerError(
+                f"{name}={kwargs[name]!r}: {what}= set the load (load='rate' for rates)"
+            )
+    high = MAX_CONCURRENCY if load == "concurrency" else MAX_RATE
+    if stages_arg is not None:
+        stages = _stages(stages_arg, high)
+        total = sum(stage.duration_s for stage in stages)
+        scale = _scale(kwargs, "stages", stages_arg, total, settings)
+        stages = tuple(
+            Stage(s.duration_s * scale, s.target, s.max_failure_rate, s.max_p95_latency_s)
+            for s in stages
+        )
+        ratio = kwargs.get("max_recovery_p95_ratio")
+        if ratio is not None and (
+            isinstance(ratio, bool)
+            or not isinstance(ratio, (int, float))
+            or not (math.isfinite(ratio) and ratio >= 1)
+        ):
+            raise MarkerError(f"max_recovery_p95_ratio={ratio!r}: expected a number >= 1")
+        if ratio is not None and len(stages) < 2:
+            raise MarkerError(f"max_recovery_p95_ratio={ratio!r}: needs two stages or more")
+        if kwargs.get("step") is not None or kwargs.get("stop_on_saturation") is not None:
+            name = "step" if kwargs.get("step") is not None else "stop_on_saturation"
+            raise MarkerError(f"{name}={kwargs[name]!r}: goes with sweep=, not stages=")
+        return _Shaped(
+            total * scale,
+            max(s.target for s in stages),
+            {
+                "stages": stages,
+                "load": load,
+                "max_recovery_p95_ratio": None if ratio is None else float(ratio),
+            },
+        )
+    levels = _levels(sweep_arg, high, load)
+    if kwargs.get("step") is None:
+        raise MarkerError(f"sweep={sweep_arg!r}: needs step= (how long each level is held)")
+    step = _positive_duration(kwargs, "step")
+    stop = kwargs.get("stop_on_saturation", False)
+    if not isinstance(stop, bool):
+        raise MarkerError(f"stop_on_saturation={stop!r}: expected True or False")
+    if kwargs.get("max_recovery_p95_ratio") is not None:
+        value = kwargs["max_recovery_p95_ratio"]
+        raise MarkerError(f"max_recovery_p95_ratio={value!r}: goes with stages=, not sweep=")
+    step *= _scale(kwargs, "sweep", sweep_arg, step * len(levels), settings)
+    return _Shaped(
+        step * len(levels),
+        max(levels),
+        {"sweep": levels, "step_s": step, "load": load, "stop_on_saturation": stop},
+    )
+
+
+def _scale(
+    kwargs: dict[str, Any], name: str, value: object, total_s: float, settings: Settings
+) -> float:
+    if kwargs.get("duration") is not None:
+        duration = _positive_duration(kwargs, "duration")
+        if abs(duration - total_s) > 1e-6:
+            raise MarkerError(
+                f"duration={kwargs['duration']!r}: {name}={value!r} last {total_s:g}s; "
+                "give one or the other (or the same)"
+            )
+    if settings.duration_override_s is None:
+        return 1.0
+    return settings.duration_override_s / total_s
+
+
+def _stages(value: object, high: float) -> tuple[Stage, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise MarkerError(f"stages={value!r}: expected a list of (duration, target) pairs")
+    stages = []
+    for item in value:
+        if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
+            raise MarkerError(
+                f"stages={value!r}: stage {item!r} is not (duration, target) "
+                "or (duration, target, {limits})"
+            )
+        try:
+            seconds = parse_duration(item[0])
+        except ValueError as exc:
+            raise MarkerError(f"stages={value!r}: stage {item!r}: {exc}") from None
+        target = item[1]
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, (int, float))
+            or not (math.isfinite(target) and 0 <= target <= high)
+        ):
+            raise MarkerError(
+                f"stages={value!r}: stage {item!r}: target must be a number in [0, {high:g}]"
+            )
+        limits = item[2] if len(item) == 3 else {}
+        if not isinstance(limits, dict) or set(limits) - set(STAGE_LIMITS):
+            raise MarkerError(
+                f"stages={value!r}: stage {item!r}: limits must be a dict of "
+                f"{', '.join(STAGE_LIMITS)}"
+            )
+        stage_rate = limits.get("max_failure_rate")
+        stages.append(
+            Stage(
+                seconds,
+                float(target),
+                None if stage_rate is None else _failure_rate("max_failure_rate", stage_rate),
+                _optional_limit(limits, "max_p95_latency"),
+            )
+        )
+    if sum(s.duration_s for s in stages) <= 0 or max(s.target for s in stages) <= 0:
+        raise MarkerError(f"stages={value!r}: no load (every duration or every target is 0)")
+    return tuple(stages)
+
+
+def _levels(value: object, high: float, load: str) -> tuple[float, ...]:
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) < 2
+        or not all(
+            not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v <= high for v in value
+        )
+    ):
+        raise MarkerError(f"sweep={value!r}: expected two or more {load} levels in (0, {high:g}]")
+    if load == "concurrency" and not all(isinstance(v, int) for v in value):
+        raise MarkerError(f"sweep={value!r}: concurrency levels are whole numbers")
+    if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        raise MarkerError(f"sweep={value!r}: levels must increase")
+    return tuple(float(v) for v in value)
 
 
 def _duration(kwargs: dict[str, Any], name: str, default: object) -> float:

@@ -46,6 +46,8 @@ class CheckResult:
     ended_at: str | None = None
     baseline: JSON | None = None  # deltas against --observatory-baseline (history/compare.py)
     stopped_early: JSON | None = None  # fail-fast: reason, t_s, probes, failures
+    stages: list[JSON] | None = None  # one row per stage (load/rows.py)
+    sweep: JSON | None = None  # levels (rows) and knee (load/knee.py)
 
     def to_dict(self) -> JSON:
         return asdict(self)

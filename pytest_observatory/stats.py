@@ -7,6 +7,7 @@ counted with a bound on how many distinct ones are kept; failures over time in f
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -28,7 +29,7 @@ Key = TypeVar("Key")
 class LatencyHistogram:
     """Counts per logarithmic bucket; a bucket's representative is within 1% of its members."""
 
-    __slots__ = ("_counts", "_gamma", "_log_gamma", "count", "max")
+    __slots__ = ("_counts", "_gamma", "_log_gamma", "count", "max", "total")
 
     MIN_VALUE = 1e-3  # 1 µs in ms; anything faster shares the lowest bucket
 
@@ -38,16 +39,19 @@ class LatencyHistogram:
         self._counts: Counter[int] = Counter()
         self.count = 0
         self.max = 0.0
+        self.total = 0.0  # for a mean (Little's law in load/rows.py)
 
     def record(self, value: float) -> None:
         self._counts[math.ceil(math.log(max(value, self.MIN_VALUE)) / self._log_gamma)] += 1
         self.count += 1
+        self.total += value
         if value > self.max:
             self.max = value
 
     def merge(self, other: LatencyHistogram) -> None:
         self._counts.update(other._counts)
         self.count += other.count
+        self.total += other.total
         self.max = max(self.max, other.max)
 
     def quantile(self, q: float) -> float | None:
@@ -203,6 +207,25 @@ class StreamStats:
         self.ttft_ms.record(ttft_ms)
 
 
+class Phase:
+    """One stage of a staged check, or one level of a sweep: its probes (placed by start
+    time, like windows), latency, TTFT and the load it asked for (``target_from`` to
+    ``target_to``), so the report can set achieved load beside the asked-for one."""
+
+    __slots__ = ("start_s", "end_s", "target_from", "target_to", "stats", "ttft_ms", "completed")
+
+    def __init__(self, start_s: float, end_s: float, target_from: float, target_to: float) -> None:
+        self.start_s = start_s
+        self.end_s = end_s
+        self.target_from = target_from
+        self.target_to = target_to
+        self.stats = ProbeStats()
+        self.ttft_ms = LatencyHistogram()
+        # Successes by the time they ended: an open loop starts probes at the rate asked for
+        # whatever the deployment does; what it completes per second is its throughput.
+        self.completed = 0
+
+
 class ProbeListener(Protocol):
     """Told of every probe as it starts and as it completes, e.g. the fail-fast rule."""
 
@@ -241,6 +264,30 @@ class CheckRecorder:
         self.on_new_error: Callable[[float, str | None, str], None] | None = None
         self._open_window = -1
         self._listeners: list[ProbeListener] = []
+        self.phases: list[Phase] = []  # stages or sweep levels, in time order
+        self._phase_starts: list[float] = []
+
+    def add_phase(self, phase: Phase) -> None:
+        self.phases.append(phase)
+        self._phase_starts.append(phase.start_s)
+
+    def cut_phases(self, t_s: float) -> None:
+        """The schedule ended at ``t_s`` (a sweep past saturation): later phases never ran."""
+        while self.phases and self.phases[-1].start_s >= t_s:
+            self.phases.pop()
+            self._phase_starts.pop()
+        if self.phases:
+            self.phases[-1].end_s = min(self.phases[-1].end_s, t_s)
+
+    def _phase(self, t_s: float, strict: bool = False) -> Phase | None:
+        """The phase ``t_s`` falls in; a probe started at the very end counts in the last
+        one, unless ``strict`` (a completion after the end belongs to no phase)."""
+        index = bisect.bisect_right(self._phase_starts, t_s) - 1
+        if index < 0:
+            return None
+        phase = self.phases[index]
+        last = index == len(self.phases) - 1 and not strict
+        return phase if t_s < phase.end_s or last else None
 
     def listen(self, listener: ProbeListener) -> None:
         self._listeners.append(listener)
@@ -253,6 +300,9 @@ class CheckRecorder:
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.latency.record(latency_ms)
+        ended = self._phase(t_s + latency_ms / 1000, strict=True) if self.phases else None
+        if ended is not None:
+            ended.completed += 1
         self.timeline.add(t_s, failed=False)
         for listener in self._listeners:
             listener.probe_done(t_s, False)
@@ -289,6 +339,9 @@ class CheckRecorder:
         if ttft is None:
             ttft = self.window_ttft_ms[index] = LatencyHistogram()
         ttft.record(result.ttft_ms)
+        phase = self._phase(t_s)
+        if phase is not None:
+            phase.ttft_ms.record(result.ttft_ms)
 
     def _failure_times(self, table: dict[Key, FailureTimes], key: Key) -> FailureTimes:
         times = table.get(key)
@@ -296,7 +349,7 @@ class CheckRecorder:
             times = table[key] = FailureTimes(self.timeline.slice_s)
         return times
 
-    def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ProbeStats, ProbeStats]:
+    def _stats(self, model: str | None, t_s: float) -> tuple[ProbeStats, ...]:
         per_model = self.models.get(model)
         if per_model is None:
             per_model = self.models[model] = ProbeStats()
@@ -308,4 +361,7 @@ class CheckRecorder:
                     self.on_window_closed()
                 self._open_window = index
             window = self.windows[index] = ProbeStats()
-        return (self.total, per_model, window)
+        phase = self._phase(t_s)
+        if phase is None:
+            return (self.total, per_model, window)
+        return (self.total, per_model, window, phase.stats)

@@ -3,6 +3,7 @@ thresholds.py, the onset analysis in onset.py, the failure text in reporting/fai
 
 from __future__ import annotations
 
+from .load.report import stage_failures, stage_rows, sweep_part
 from .marker import CheckSpec
 from .onset import onset
 from .result import JSON, CheckResult, Verdict
@@ -32,6 +33,8 @@ def judge(
     latency = summarize(total.latency)
     ttft = summarize(recording.streams.ttft_ms)
     reasons = threshold_failures(spec, recording, latency, ttft)
+    stages = stage_rows(spec, recording, duration_s)
+    reasons += stage_failures(spec, stages)
     if stopped_early is not None:
         reasons.insert(0, stopped_early.headline())
     verdict: Verdict = "interrupted" if interrupted else ("failed" if reasons else "passed")
@@ -96,6 +99,8 @@ def judge(
         reasons=reasons,
         notes=notes or [],
         stopped_early=None if stopped_early is None else stopped_early.to_json(),
+        stages=stages,
+        sweep=sweep_part(spec, recording, duration_s),
     )
 
 

@@ -194,6 +194,7 @@ KNOB_SAMPLES = {
     "retry_after": "2s",
     "chaos_models": "a",
     "seed": "42",
+    "capacity": "8",
 }
 
 

@@ -62,6 +62,7 @@ class _Gateway:
         self._failures = _EveryNth(settings.failure_rate)
         self._stream_faults = _EveryNth(settings.stream_fault_rate)
         self._burst_model = settings.burst_model or settings.models[0]
+        self._capacity = asyncio.Semaphore(settings.capacity) if settings.capacity else None
         self.started_at = time.monotonic()  # reset when the server starts listening
 
     def stats(self) -> MockStats:
@@ -255,7 +256,10 @@ class _Gateway:
         if body["model"] not in self.settings.models:
             message = f"The model '{body['model']}' does not exist"
             return {}, _error(404, message, "model_not_found"), None
-        if self.settings.latency_s:
+        if self._capacity is not None:
+            async with self._capacity:
+                await asyncio.sleep(self.settings.latency_s)
+        elif self.settings.latency_s:
             await asyncio.sleep(self.settings.latency_s)
         if self._in_burst(body["model"]):
             self.failures_injected += 1

@@ -34,7 +34,9 @@ class MockSettings:
     every ``burst_every`` seconds, requests for ``burst_model`` (default: the first model) fail
     for ``burst_length`` seconds with "Cannot send a request, as the client has been closed."
     Chaos: ``<fault>_rate`` for each of :data:`CHAOS_FAULTS`, drawn at random per request of the
-    ``chaos_models`` (default: all) from a generator seeded with ``seed``.
+    ``chaos_models`` (default: all) from a generator seeded with ``seed``. ``capacity``: at
+    most that many requests are in their ``latency`` at once, the rest wait their turn, so the
+    mock saturates at a known concurrency (``capacity / latency`` requests per second).
     """
 
     latency_s: float = 0.0
@@ -62,6 +64,7 @@ class MockSettings:
     retry_after_s: float = 1.0
     chaos_models: tuple[str, ...] = ()
     seed: int = 0
+    capacity: int = 0  # requests served at once (0: no limit); the rest queue
 
     def __post_init__(self) -> None:
         for name in (
@@ -204,6 +207,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("retry_after", "retry_after_s", parse_duration, "Retry-After of those 429s (1s)"),
     Knob("chaos_models", "chaos_models", parse_models, "models the chaos faults hit (all)"),
     Knob("seed", "seed", _count, "seed of the chaos draws: same seed, same faults (0)"),
+    Knob("capacity", "capacity", _count, "requests served at once, the rest queue (0: no limit)"),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 # Knobs whose values may be shown: everything but the key the mock requires.

@@ -62,9 +62,10 @@ def progress_line(progress: Progress, rate: float) -> str:
     label = f"[{progress.worker}] " if progress.worker else ""
     left = max(0.0, progress.duration_s - progress.elapsed_s)
     failed = progress.failures / progress.probes if progress.probes else 0.0
+    phase = f"{progress.phase}, " if progress.phase else ""
     return (
         f"{label}{progress.nodeid}: {format_duration(progress.elapsed_s)} of "
-        f"{format_duration(progress.duration_s)} ({format_duration(left)} left), "
+        f"{format_duration(progress.duration_s)} ({format_duration(left)} left), {phase}"
         f"{progress.probes} probes, {rate:.1f}/s, {failed:.2%} failed, "
         f"p95 {ms(progress.p95_ms)}, last error: {progress.last_error or '-'}"
     )

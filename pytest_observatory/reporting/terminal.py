@@ -8,6 +8,7 @@ from ..durations import format_duration
 from ..result import JSON, CheckResult
 from ..sequential import StopDecision
 from .failure_text import onset_lines
+from .load_table import load_lines
 
 QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
@@ -44,6 +45,8 @@ class TerminalSummary:
                         "", None, model["probes"], model["failure_rate"], model["latency_ms"], label
                     )
                 )
+            for line in load_lines(result):
+                write(line)
             if result.onset:
                 for line in onset_lines(result.onset):
                     write(f"{'':<12} {line}")
