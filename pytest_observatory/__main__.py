@@ -11,9 +11,8 @@ import sys
 from typing import NoReturn
 
 from . import journal
+from .commands import CommandError
 from .history import cli as history_cli
-
-COMMAND_FAILURES = (journal.CommandFailed, history_cli.CommandError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(history_cli.default_subcommand(sys.argv[1:] if argv is None else argv))
     try:
         args.run(args)
-    except COMMAND_FAILURES as exc:
+    except CommandError as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from .commands import CommandError
 from .marker import CheckSpec
 from .result import JSON, CheckResult
 
@@ -208,15 +209,11 @@ def _run(args: argparse.Namespace) -> None:
     try:
         document = rebuild(read_lines(args.path))
     except OSError as exc:
-        raise CommandFailed(f"cannot read {args.path}: {exc.strerror or exc}") from None
+        raise CommandError(f"cannot read {args.path}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise CommandFailed(f"{args.path}: not a journal ({exc})") from None
+        raise CommandError(f"{args.path}: not a journal ({exc})") from None
     text = json.dumps(document, indent=2) + "\n"
     if args.output is None:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
-
-
-class CommandFailed(Exception):
-    """A one-line error for ``python -m pytest_observatory journal``."""

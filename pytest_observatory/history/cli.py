@@ -17,16 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..commands import CommandError
 from ..result import Verdict
 from .sqlite import COLUMNS, Filters, HistoryDB, HistoryError, row_dict
 
 SUBCOMMANDS = ("list", "export")
 VERDICTS: tuple[Verdict, ...] = ("passed", "failed", "interrupted", "skipped", "crashed")
 EXPORT_VERSION = 1
-
-
-class CommandError(Exception):
-    """The command could not run; the message is the whole line shown."""
 
 
 def default_subcommand(argv: list[str]) -> list[str]:
