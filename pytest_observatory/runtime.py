@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class DeploymentRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._secrets = settings.secrets  # derived once, not for every failure
         self._mock: MockGateway | None = None
 
     @cached_property
@@ -97,7 +98,7 @@ class DeploymentRuntime:
 
     def redact(self, text: str) -> str:
         """Every error message a check stores passes here, whatever raised it."""
-        return scrub(text, self.settings.secrets)
+        return scrub(text, self._secrets)
 
     def close(self) -> None:
         """Close the client on the loop that owns its connections, then the loop and the mock."""
