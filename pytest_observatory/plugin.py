@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hookspecs, status
+from .catalog import collect_suites
 from .coordination import COORDINATOR_KEY, Coordinator
 from .crash import CrashWatch
 from .history.compare import COMPARISON_KEY
@@ -48,6 +49,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
+    if settings.suites:
+        collect_suites(config, settings.suites)
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
     coordinator = config.stash[COORDINATOR_KEY] = Coordinator(config, settings)
     config.add_cleanup(coordinator.close)
@@ -111,6 +114,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     parts = [f"deployment={settings.display_url}"]
     if settings.models:
         parts.append("models=" + ",".join(settings.models))
+    if settings.suites:
+        parts.append("suites=" + ",".join(suite.name for suite in settings.suites))
     if settings.duration_override_s is not None:
         parts.append(f"duration override={settings.duration_override_s:g}s")
     if settings.report_path is not None:
