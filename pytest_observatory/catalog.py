@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 ALL = "all"
+LIST = "list"  # `--observatory-suite=list` prints the catalog instead of running tests
 _PREFIX = "test_"
 # Parts written in capitals in class-style aliases, as the original Observatory spelled them.
 _ACRONYMS = frozenset({"oai", "api", "llm", "ttft", "itl"})
@@ -72,6 +73,17 @@ def find_suites(names: list[str] | tuple[str, ...]) -> tuple[Suite, ...]:
 def suite_path(name: str) -> Path:
     """The file of one suite, by name or alias; SuiteNotFound if there is none."""
     return _lookup(name, bundled_suites()).path
+
+
+def catalog_lines() -> list[str]:
+    """`--observatory-suite=list`: name, alias and summary of every suite, and where they are."""
+    suites = bundled_suites()
+    name_width = max(len(suite.name) for suite in suites)
+    alias_width = max(len(suite.alias) for suite in suites)
+    return [
+        f"{suite.name:<{name_width}}  {suite.alias:<{alias_width}}  {suite.summary}"
+        for suite in suites
+    ] + [f"(files in {suites_dir()})"]
 
 
 def collect_suites(config: pytest.Config, suites: tuple[Suite, ...]) -> None:

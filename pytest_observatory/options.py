@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .catalog import Suite, SuiteNotFound, find_suites
+from .catalog import LIST, Suite, SuiteNotFound, find_suites
 from .durations import parse_duration
 from .history.compare import RegressionLimit, parse_max_regression
 from .locks import parse_lock_url
@@ -192,7 +192,8 @@ SUITE = _Option(
     "observatory_suite",
     "OBSERVATORY_SUITE",
     "collect the named bundled suite(s), from any directory without paths: a name such as "
-    "oai_azure_release or its alias TestOAIAzureRelease, a comma list, or 'all'; repeatable",
+    "oai_azure_release or its alias TestOAIAzureRelease, a comma list, or 'all'; repeatable; "
+    "'list' prints the catalog",
     "NAME",
 )
 ALL_OPTIONS = (
@@ -337,7 +338,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         try:
             suites = find_suites(names)
         except SuiteNotFound as exc:
-            raise pytest.UsageError(f"{source}={suites_text!r}: {exc}, or all") from None
+            raise pytest.UsageError(f"{source}={suites_text!r}: {exc}, 'all' or 'list'") from None
     return Settings(
         deployment_url=url,
         api_key=api_key,
@@ -353,6 +354,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **reporting,
         **_coordination_settings(config),
     )
+
+
+def suite_listing_requested(config: pytest.Config) -> bool:
+    """`--observatory-suite=list` (or its env/ini twin): print the catalog, run nothing."""
+    text = _raw(config, SUITE)[0]
+    return text is not None and text.lower() == LIST
 
 
 def _history_settings(config: pytest.Config) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hookspecs, status
-from .catalog import collect_suites
+from .catalog import catalog_lines, collect_suites
 from .coordination import COORDINATOR_KEY, Coordinator
 from .crash import CrashWatch
 from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
-from .options import Settings, add_options, resolve_settings
+from .options import Settings, add_options, resolve_settings, suite_listing_requested
 from .redact import host_only
 from .reporting.github import GitHubStepSummary, step_summary_path
 from .reporting.json_report import JsonReport
@@ -43,6 +43,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("observatory_status"):
         return status.main(config, resolve_settings(config))
+    if suite_listing_requested(config):
+        print("\n".join(catalog_lines()))
+        return 0
     return None
 
 

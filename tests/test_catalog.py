@@ -111,7 +111,7 @@ def test_ini_and_env_twins_take_a_comma_list_and_all(
             ["--observatory-suite=chat"],
             {},
             "ERROR: --observatory-suite='chat': unknown suite 'chat'; known: "
-            "mock_single_request (TestMockSingleRequest), *, or all",
+            "mock_single_request (TestMockSingleRequest), *, 'all' or 'list'",
         ),
         (
             [],
@@ -138,6 +138,19 @@ def test_a_bad_name_is_a_one_line_usage_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([line])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_list_prints_the_catalog_and_runs_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_here="def test_here():\n    assert False\n")
+    result = pytester.runpytest("--observatory-suite=list")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "mock_single_request  TestMockSingleRequest  One chat completion must succeed*",
+            "oai_azure_release  * TestOAIAzureRelease  * The release check *",
+            f"(files in {SUITES.resolve()})",
+        ]
+    )
 
 
 def test_xdist_workers_collect_the_same_suites(pytester: pytest.Pytester) -> None:
