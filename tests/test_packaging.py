@@ -77,8 +77,13 @@ def _run(python: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def _checks(report: Path) -> dict[str, str]:
-    return {c["nodeid"]: c["verdict"] for c in json.loads(report.read_text())["checks"]}
+def _passing_checks(python: Path, cwd: Path, *args: str) -> dict[str, str]:
+    """A short pytest run against the embedded mock that must pass: its checks' verdicts."""
+    mock = ("--deployment-url=mock", "--observatory-duration=1s", "--observatory-report=r.json")
+    result = _run(python, cwd, "-m", "pytest", *args, *mock)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((cwd / "r.json").read_text())
+    return {check["nodeid"]: check["verdict"] for check in report["checks"]}
 
 
 def test_the_suites_are_imported_from_the_wheel(installed: Path, tmp_path: Path) -> None:
@@ -99,40 +104,22 @@ def test_the_suites_are_imported_from_the_wheel(installed: Path, tmp_path: Path)
 
 
 def test_pyargs_runs_every_bundled_suite(installed: Path, tmp_path: Path) -> None:
-    result = _run(
-        installed,
-        tmp_path,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "pytest_observatory.suites",
-        "-m",
-        "observatory",
-        "--deployment-url=mock",
-        "--observatory-duration=1s",
-        "--observatory-report=report.json",
+    checks = _passing_checks(
+        installed, tmp_path, "--pyargs", "pytest_observatory.suites", "-m", "observatory"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    checks = _checks(tmp_path / "report.json")
     assert {nodeid.split("::")[0] for nodeid in checks} == set(SUITE_FILES)
     assert set(checks.values()) == {"passed"}
 
 
 def test_observatory_suite_runs_suites_by_name(installed: Path, tmp_path: Path) -> None:
-    result = _run(
+    checks = _passing_checks(
         installed,
         tmp_path,
-        "-m",
-        "pytest",
         "--observatory-suite=TestOAIAzureRelease",
         "--observatory-suite=mock_single_request",
-        "--deployment-url=mock",
-        "--observatory-duration=1s",
-        "--observatory-report=report.json",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     # The node ids of `--pyargs pytest_observatory.suites`, so history and dedup match.
-    assert _checks(tmp_path / "report.json") == {
+    assert checks == {
         "test_mock_single_request.py::test_mock_single_request": "passed",
         "test_oai_azure_release.py::test_oai_azure_release": "passed",
     }
