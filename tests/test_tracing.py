@@ -45,6 +45,7 @@ def test_failure_samples_name_the_requests_the_gateway_received(
         """,
         f"--deployment-url={mock.url}",
         "--models=mock-gpt-4o",
+        "--observatory-html=r.html",
     )
     result.assert_outcomes(failed=1)
     (check,) = report["checks"]
@@ -66,6 +67,9 @@ def test_failure_samples_name_the_requests_the_gateway_received(
     failed_ids = {r for r, entry in received.items() if entry["status"] == 500}
     assert {s["request_id"] for s in samples} <= failed_ids
     first = samples[0]
+    html = (pytester.path / "r.html").read_text()
+    assert all(sample["request_id"] in html for sample in samples)
+    assert f"tokens: {3 * (check['probes'] - check['failures']):,} prompt" in html
     result.stdout.fnmatch_lines(
         [
             "*failure samples (all in the report's failure_samples):",
