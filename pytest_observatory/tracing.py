@@ -69,29 +69,10 @@ class FailureSamples:
         exchange: Exchange | None,
     ) -> None:
         """``message`` is redacted already (the recorder's error message)."""
-        if len(self._first) < FIRST_SAMPLES:
-            self._first.append(self._sample(t_s, model, lane, category, message, status, exchange))
+        place = self._place()
+        if place is None:
             return
-        self._later_seen += 1
-        if len(self._later) < LATER_SAMPLES:
-            slot = len(self._later)
-            self._later.append({})
-        else:
-            slot = self._random.randrange(self._later_seen)
-            if slot >= LATER_SAMPLES:
-                return
-        self._later[slot] = self._sample(t_s, model, lane, category, message, status, exchange)
-
-    def _sample(
-        self,
-        t_s: float,
-        model: str | None,
-        lane: int | None,
-        category: str,
-        message: str,
-        status: int | None,
-        exchange: Exchange | None,
-    ) -> JSON:
+        samples, index = place
         request_id = gateway_id = None
         if exchange is not None:
             request_id = self._redact(exchange.request_id)
@@ -101,7 +82,7 @@ class FailureSamples:
         text = message.removeprefix(f"{category}: ")
         if len(text) > EXCERPT_CHARS:
             text = text[: EXCERPT_CHARS - 1] + "…"
-        return {
+        samples[index] = {
             "t_s": round(t_s, 3),
             "model": model,
             "lane": lane,
@@ -111,6 +92,18 @@ class FailureSamples:
             "gateway_request_id": None if gateway_id is None else self._redact(gateway_id),
             "message": text,
         }
+
+    def _place(self) -> tuple[list[JSON], int] | None:
+        """Where this failure's sample goes, or None when the reservoir passes it over."""
+        if len(self._first) < FIRST_SAMPLES:
+            self._first.append({})
+            return self._first, len(self._first) - 1
+        self._later_seen += 1
+        if len(self._later) < LATER_SAMPLES:
+            self._later.append({})
+            return self._later, len(self._later) - 1
+        index = self._random.randrange(self._later_seen)
+        return (self._later, index) if index < LATER_SAMPLES else None
 
     def to_json(self) -> list[JSON] | None:
         """In time order; None when nothing failed."""
