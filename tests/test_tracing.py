@@ -117,6 +117,37 @@ def test_every_client_sends_a_fresh_request_id_and_failures_in_def_checks_are_tr
         assert not_found[sample["request_id"]] == sample["gateway_request_id"]
 
 
+def test_sdk_failures_are_traced_to_their_request(
+    pytester: pytest.Pytester, gateway: Callable[..., MockGateway]
+) -> None:
+    """The OpenAI SDK raises its own errors; the sample still names the request it failed on,
+    with the status the SDK's exception carries (a 429 here, which the SDK does not retry)."""
+    mock = gateway(failure_rate=0.5, failure_status=429)
+    result, report = run(
+        pytester,
+        """
+        import pytest
+
+        @pytest.mark.observatory(duration="20s", probes=20, max_failure_rate=0)
+        async def test_sdk(deployment, model):
+            await deployment.openai().chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=1
+            )
+        """,
+        f"--deployment-url={mock.url}",
+        "--models=mock-gpt-4o",
+    )
+    result.assert_outcomes(failed=1)
+    (check,) = report["checks"]
+    throttled = {e["request_id"]: e["call_id"] for e in mock.requests() if e["status"] == 429}
+    samples = check["failure_samples"]
+    assert len(samples) == check["failures"] == len(throttled) == 10
+    for sample in samples:
+        assert sample["category"] == "http_429" and sample["status"] == 429
+        assert throttled[sample["request_id"]] == sample["gateway_request_id"]
+    assert check["tokens"] is None  # the SDK's answers are not parsed by the transport
+
+
 def test_only_the_first_and_a_uniform_sample_of_later_failures_are_kept() -> None:
     samples = FailureSamples(str)
     total = 10_000
