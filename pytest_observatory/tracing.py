@@ -8,8 +8,8 @@ later ones (whether the failures changed over the run), in memory that does not 
 
 from __future__ import annotations
 
+import os
 import random
-import uuid
 from collections.abc import Callable, Mapping
 
 from .observe import Exchange
@@ -32,8 +32,12 @@ EXCERPT_CHARS = 200
 
 
 def new_request_id() -> str:
-    """uuid4: unguessable and unique across processes and machines, ~1-2 µs."""
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its canonical form: unique across processes and machines.
+    Built from the random bytes directly, as ``uuid.uuid4()`` would, at under half its cost
+    (the UUID object's validation is what costs): it runs once per request."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def gateway_request_id(headers: Mapping[str, str] | None, ours: str) -> str | None:

@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from pytest_observatory.mock import MockGateway
-from pytest_observatory.tracing import FIRST_SAMPLES, LATER_SAMPLES, FailureSamples
+from pytest_observatory.tracing import (
+    FIRST_SAMPLES,
+    LATER_SAMPLES,
+    FailureSamples,
+    new_request_id,
+)
 from pytest_observatory.usage import sum_tokens, token_counts
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -90,7 +95,7 @@ def test_every_client_sends_a_fresh_request_id_and_failures_in_def_checks_are_tr
         """
         import pytest
 
-        @pytest.mark.observatory(duration="1s", probes=3, max_failure_rate=0)
+        @pytest.mark.observatory(duration="30s", probes=3, max_failure_rate=0)
         def test_clients(deployment, model):
             deployment.chat(model, "hi", max_tokens=1)
             deployment.openai().chat.completions.create(
@@ -128,7 +133,7 @@ def test_sdk_failures_are_traced_to_their_request(
         """
         import pytest
 
-        @pytest.mark.observatory(duration="20s", probes=20, max_failure_rate=0)
+        @pytest.mark.observatory(duration="30s", probes=20, max_failure_rate=0)
         async def test_sdk(deployment, model):
             await deployment.openai().chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=1
@@ -249,6 +254,15 @@ def test_tokens_are_summed_across_xdist_workers(
     result.stdout.fnmatch_lines([f"session tokens: {prompt:,} prompt + {completion:,} completion*"])
 
 
+def test_request_ids_are_random_version_4_uuids() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for request_id in ids:
+        parsed = uuid.UUID(request_id)
+        assert str(parsed) == request_id and UUID4.match(request_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
 def test_usage_in_either_spelling() -> None:
     assert token_counts({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}) == (3, 4)
     assert token_counts({"input_tokens": 5, "output_tokens": 6}) == (5, 6)
@@ -296,7 +310,7 @@ def test_no_secret_in_samples_when_the_gateway_echoes_the_key(
         """
         import pytest
 
-        @pytest.mark.observatory(duration="1s", probes=5, max_failure_rate=0)
+        @pytest.mark.observatory(duration="30s", probes=5, max_failure_rate=0)
         async def test_chat(deployment):
             await deployment.chat("m", "hi")
         """,
