@@ -25,6 +25,7 @@ from .loop import SessionLoop
 from .observe import StreamResult, current_observer
 from .stats import NS_PER_MS
 from .target import Target
+from .tracing import REQUEST_ID_HEADER
 from .transport import (
     CONNECT_TIMEOUT_S,
     EVENT_STREAM,
@@ -122,10 +123,10 @@ class AsyncDeployment:
                     self._base + "chat/completions",
                     params=self._query,
                     data=json.dumps(body),
-                    headers=_JSON_HEADERS,
+                    headers=_headers(watch),
                     timeout=self._timeout,
                 ) as response:
-                    watch.headers_received()
+                    watch.headers_received(response)
                     if response.status >= 300:
                         raw = await response.read()
                         watch.finish(response.status, len(raw))
@@ -148,8 +149,10 @@ class AsyncDeployment:
                         watch.finish(response.status, reader.bytes_in)
         finally:
             self._pool.release()
-        result = reader.result()
         observer = current_observer.get()
+        if observer is not None:
+            observer.tokens_used(model, reader.usage)
+        result = reader.result()
         if observer is not None:
             observer.stream_done(result)
         return result
@@ -182,10 +185,10 @@ class AsyncDeployment:
                     self._base + path,
                     params=self._query,
                     data=None if body is None else json.dumps(body),
-                    headers=_JSON_HEADERS,
+                    headers=_headers(watch),
                     timeout=self._deadline,
                 ) as response:
-                    watch.headers_received()
+                    watch.headers_received(response)
                     raw = await response.read()
         finally:
             self._pool.release()
@@ -193,12 +196,18 @@ class AsyncDeployment:
         if response.status >= 300:
             raise DeploymentHTTPError(response.status, "/v1/" + path, _error_detail(raw, response))
         try:
-            return json.loads(raw)
+            reply = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise DeploymentError(
                 f"invalid JSON from /v1/{path} (HTTP {response.status}, "
                 f"{response.content_type}): {raw[:80]!r}"
             ) from None
+        observer = current_observer.get()
+        if observer is not None and isinstance(reply, dict) and "usage" in reply:
+            # Every helper answers through here (and a probe's own request_json): the cost.
+            model = body.get("model") if body else None
+            observer.tokens_used(None if model is None else str(model), reply["usage"])
+        return reply
 
     def openai(self, **options: Any) -> openai.AsyncOpenAI:
         """An ``openai.AsyncOpenAI`` on the session pool: the deployment's /v1 base, its key
@@ -397,6 +406,10 @@ class SyncDeployment:
 
     def request_json(self, method: str, path: str, body: JSONObject | None = None) -> Any:
         return self._loop.run(self._async.request_json(method, path, body))
+
+
+def _headers(watch: Stopwatch) -> dict[str, str]:
+    return {**_JSON_HEADERS, REQUEST_ID_HEADER: watch.request_id}
 
 
 def _messages(prompt: str | Messages) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
+from .request_log import RequestLog
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,6 +65,7 @@ class _Gateway:
         self._burst_model = settings.burst_model or settings.models[0]
         self._capacity = asyncio.Semaphore(settings.capacity) if settings.capacity else None
         self.started_at = time.monotonic()  # reset when the server starts listening
+        self.request_log = RequestLog()  # X-Request-ID received, x-litellm-call-id sent
 
     def stats(self) -> MockStats:
         chaos = dict(sorted(self.chaos.items()))
@@ -77,6 +79,8 @@ class _Gateway:
             app.router.add_post(f"{prefix}/embeddings", self.embeddings)
         app.router.add_get("/health", self.health)
         app.router.add_get("/mock/stats", self.stats_endpoint)
+        app.router.add_get("/mock/requests", self.request_log.endpoint)
+        app.on_response_prepare.append(self.request_log.on_response_prepare)
         return app
 
     @web.middleware
@@ -331,6 +335,10 @@ class MockGateway:
     def stats(self) -> MockStats:
         """Counters as of now; the server thread only ever increments them."""
         return self._gateway.stats()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log (mock/request_log.py), oldest first."""
+        return list(self._gateway.request_log.entries)
 
     def start(self) -> str:
         if self._thread is not None:
