@@ -197,7 +197,7 @@ KNOB_SAMPLES = {
     "capacity": "8",
     "health_fail_after": "1m",
     "model_missing_after": "90s",
-    "embedding_dim_change_after": "2s",
+    "embedding_dim_change_after": "2",
 }
 
 

@@ -109,7 +109,7 @@ def test_stream_faults_cut_every_api(gateway: Gateway, fault: str) -> None:
 
 def test_health_routes_and_time_triggered_faults(gateway: Gateway) -> None:
     mock = gateway(
-        health_fail_after_s=0.5, model_missing_after_s=0.5, embedding_dim_change_after_s=0.5
+        health_fail_after_s=0.5, model_missing_after_s=0.5, embedding_dim_change_after=2
     )
     url = mock.url
 
@@ -125,7 +125,7 @@ def test_health_routes_and_time_triggered_faults(gateway: Gateway) -> None:
     assert (liveliness.status_code, liveliness.json()) == (200, "I'm alive!")
     assert requests.get(f"{url}/health/readiness", timeout=10).json() == {"status": "healthy"}
     assert model_ids() == ["mock-gpt-4o", "mock-gpt-4o-mini"]
-    assert embedding_dimension() == 8
+    assert [embedding_dimension(), embedding_dimension(), embedding_dimension()] == [8, 8, 4]
     time.sleep(0.6)
     for path in ("/health", "/health/liveliness", "/health/readiness"):
         assert requests.get(url + path, timeout=10).status_code == 503

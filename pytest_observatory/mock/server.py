@@ -65,6 +65,7 @@ class _Gateway:
         self.requests = 0
         self.connections = 0
         self.failures_injected = 0
+        self.embeddings_answered = 0
         self.chaos: Counter[str] = Counter()
         self._chaos = ChaosDraw(settings)
         self._failures = _EveryNth(settings.failure_rate)
@@ -230,8 +231,10 @@ class _Gateway:
         if problem is not None:
             return problem
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        self.embeddings_answered += 1
         dimension = 8
-        if self._since(self.settings.embedding_dim_change_after_s):  # a redeployed model
+        change_after = self.settings.embedding_dim_change_after
+        if change_after and self.embeddings_answered > change_after:  # a redeployed model
             dimension = SHRUNK_EMBEDDING_DIMENSION
         data = [
             {"object": "embedding", "index": i, "embedding": _embedding(str(text), dimension)}

@@ -37,9 +37,10 @@ class MockSettings:
     ``chaos_models`` (default: all) from a generator seeded with ``seed``. ``capacity``: at
     most that many requests are in their ``latency`` at once, the rest wait their turn, so the
     mock saturates at a known concurrency (``capacity / latency`` requests per second).
-    ``health_fail_after``, ``model_missing_after``, ``embedding_dim_change_after``: from that
-    long after the start, the health routes answer 503, /v1/models leaves out the last model,
-    embeddings come back with 4 dimensions instead of 8 (what a bad redeploy looks like).
+    ``health_fail_after``, ``model_missing_after``: from that long after the start, the health
+    routes answer 503, /v1/models leaves out the last model; ``embedding_dim_change_after``:
+    after that many embeddings answers, vectors have 4 dimensions instead of 8 (what a bad
+    redeploy looks like).
     """
 
     latency_s: float = 0.0
@@ -68,10 +69,11 @@ class MockSettings:
     chaos_models: tuple[str, ...] = ()
     seed: int = 0
     capacity: int = 0  # requests served at once (0: no limit); the rest queue
-    # Faults of a redeployed gateway, from that many seconds after the start (0: never).
+    # Faults of a redeployed gateway, from that many seconds after the start (0: never)...
     health_fail_after_s: float = 0.0
     model_missing_after_s: float = 0.0
-    embedding_dim_change_after_s: float = 0.0
+    # ... or after that many embeddings answers (0: never).
+    embedding_dim_change_after: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -83,7 +85,6 @@ class MockSettings:
             "retry_after_s",
             "health_fail_after_s",
             "model_missing_after_s",
-            "embedding_dim_change_after_s",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -227,9 +228,9 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob(
         "embedding_dim_change_after",
-        "embedding_dim_change_after_s",
-        parse_duration,
-        "embeddings shrink from 8 to 4 dimensions from",
+        "embedding_dim_change_after",
+        _count,
+        "embeddings shrink from 8 to 4 dimensions after N answers",
     ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
