@@ -147,39 +147,6 @@ def test_a_check_needing_embedding_models_says_which_option(pytester: pytest.Pyt
     )
 
 
-@pytest.mark.parametrize(
-    ("argv", "env", "expected"),
-    [
-        (["--embedding-models=,"], {}, "ERROR: --embedding-models=',': no model names in the list"),
-        (
-            ["--deployment-health-path=health"],
-            {},
-            "ERROR: --deployment-health-path='health': expected a path at the gateway's root, "
-            "e.g. /health",
-        ),
-        (
-            [],
-            {"OBSERVATORY_DEPLOYMENT_HEALTH_PATH": "http://gw/health"},
-            "ERROR: OBSERVATORY_DEPLOYMENT_HEALTH_PATH='http://gw/health': expected a path*",
-        ),
-    ],
-)
-def test_bad_api_options_are_one_line(
-    pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
-    argv: list[str],
-    env: dict[str, str],
-    expected: str,
-) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest(*argv)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([expected])
-    assert "Traceback" not in result.stderr.str()
-
-
 def test_health_path_precedence_cli_env_ini(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

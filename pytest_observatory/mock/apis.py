@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,10 @@ class StreamEvents:
     deltas: list[bytes]
     tail: list[bytes]
     error: bytes
+
+
+# (request body, the answer's tokens, a serial number for ids) -> the whole answer or its events
+Answerer = Callable[[JSONObject, list[str], int], "JSONObject | StreamEvents"]
 
 
 def sse(event: JSONObject, name: str | None = None) -> bytes:
@@ -51,6 +56,33 @@ def text_tokens(value: object) -> int:
     if isinstance(value, dict):
         return text_tokens(value.get("content", value.get("text", "")))
     return 0
+
+
+def chat_answer(body: JSONObject, words: list[str], serial: int) -> JSONObject | StreamEvents:
+    completion_id = f"chatcmpl-mock-{serial}"
+    prompt = text_tokens(body["messages"])
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": len(words),
+        "total_tokens": prompt + len(words),
+    }
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return chat_events(completion_id, body["model"], words, usage, include_usage)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(pieces(words))},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": usage,
+    }
 
 
 def chat_events(
@@ -79,6 +111,16 @@ def chat_events(
 
 
 # --- OpenAI Responses API (POST /v1/responses) ------------------------------------------------
+
+
+def responses_answer(
+    body: JSONObject, words: list[str], serial: int
+) -> JSONObject | StreamEvents:
+    response_id = f"resp_mock{serial}"
+    usage = responses_usage(text_tokens(body["input"]), len(words))
+    if body.get("stream"):
+        return responses_events(response_id, body["model"], words, usage)
+    return response_object(response_id, body["model"], "".join(pieces(words)), usage)
 
 
 def responses_usage(input_tokens: int, output_tokens: int) -> JSONObject:
@@ -176,6 +218,17 @@ def responses_events(
 
 
 # --- Anthropic Messages API (POST /v1/messages) -----------------------------------------------
+
+
+def messages_answer(
+    body: JSONObject, words: list[str], serial: int
+) -> JSONObject | StreamEvents:
+    message_id = f"msg_mock{serial}"
+    prompt = text_tokens(body["messages"]) + text_tokens(body.get("system", ""))
+    if body.get("stream"):
+        return messages_events(message_id, body["model"], words, prompt)
+    text = "".join(pieces(words))
+    return message_object(message_id, body["model"], text, prompt, len(words))
 
 
 def message_object(

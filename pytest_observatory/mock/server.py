@@ -129,38 +129,26 @@ class _Gateway:
         return web.json_response({"object": "list", "data": data})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body, problem, fault = await self._model_request(request, required="messages")
+        return await self._generate(request, "messages", "max_tokens", apis.chat_answer)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, "input", "max_output_tokens", apis.responses_answer)
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, "messages", "max_tokens", apis.messages_answer)
+
+    async def _generate(
+        self, request: web.Request, required: str, limit: str, answer: apis.Answerer
+    ) -> web.StreamResponse:
+        """Any API's generation: the shared faults first, then its answer, whole or streamed;
+        ``limit`` names the request's token limit in that API."""
+        body, problem, fault = await self._model_request(request, required)
         if problem is not None:
             return problem
-        words = self._words(body.get("max_tokens"))
-        completion_id = f"chatcmpl-mock-{self.requests}"
-        usage = {
-            "prompt_tokens": apis.text_tokens(body["messages"]),
-            "completion_tokens": len(words),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = apis.chat_events(completion_id, body["model"], words, usage, include_usage)
-            return await self._stream(request, events, fault)
-        return await self._answer(
-            request,
-            fault,
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "length",
-                    }
-                ],
-                "usage": usage,
-            },
-        )
+        reply = answer(body, self._words(body.get(limit)), self.requests)
+        if isinstance(reply, StreamEvents):
+            return await self._stream(request, reply, fault)
+        return await self._answer(request, fault, reply)
 
     async def _answer(
         self, request: web.Request, fault: str | None, payload: dict[str, Any]
@@ -251,36 +239,6 @@ class _Gateway:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
-
-    async def responses(self, request: web.Request) -> web.StreamResponse:
-        """The OpenAI Responses API: ``input`` in, a ``response`` object (or its events) out."""
-        body, problem, fault = await self._model_request(request, required="input")
-        if problem is not None:
-            return problem
-        words = self._words(body.get("max_output_tokens"))
-        response_id = f"resp_mock{self.requests}"
-        usage = apis.responses_usage(apis.text_tokens(body["input"]), len(words))
-        if body.get("stream"):
-            events = apis.responses_events(response_id, body["model"], words, usage)
-            return await self._stream(request, events, fault)
-        text = "".join(apis.pieces(words))
-        payload = apis.response_object(response_id, body["model"], text, usage)
-        return await self._answer(request, fault, payload)
-
-    async def messages(self, request: web.Request) -> web.StreamResponse:
-        """The Anthropic Messages API: ``messages`` (and ``system``) in, a ``message`` out."""
-        body, problem, fault = await self._model_request(request, required="messages")
-        if problem is not None:
-            return problem
-        words = self._words(body.get("max_tokens"))
-        message_id = f"msg_mock{self.requests}"
-        prompt = apis.text_tokens(body["messages"]) + apis.text_tokens(body.get("system", ""))
-        if body.get("stream"):
-            events = apis.messages_events(message_id, body["model"], words, prompt)
-            return await self._stream(request, events, fault)
-        text = "".join(apis.pieces(words))
-        payload = apis.message_object(message_id, body["model"], text, prompt, len(words))
-        return await self._answer(request, fault, payload)
 
     async def _model_request(
         self, request: web.Request, required: str
