@@ -219,18 +219,23 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chaos_models", "chaos_models", parse_models, "models the chaos faults hit (all)"),
     Knob("seed", "seed", _count, "seed of the chaos draws: same seed, same faults (0)"),
     Knob("capacity", "capacity", _count, "requests served at once, the rest queue (0: no limit)"),
-    Knob("health_fail_after", "health_fail_after_s", parse_duration, "health routes 503 from"),
+    Knob(
+        "health_fail_after",
+        "health_fail_after_s",
+        parse_duration,
+        "health routes answer 503 from this long after the start (0: never)",
+    ),
     Knob(
         "model_missing_after",
         "model_missing_after_s",
         parse_duration,
-        "/v1/models leaves out the last model from",
+        "/v1/models leaves out the last model from this long after the start (0: never)",
     ),
     Knob(
         "embedding_dim_change_after",
         "embedding_dim_change_after",
         _count,
-        "embeddings shrink from 8 to 4 dimensions after N answers",
+        "embeddings shrink from 8 to 4 dimensions after N answers (0: never)",
     ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
