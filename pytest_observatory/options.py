@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -186,6 +186,23 @@ ON_DUPLICATE = _Option(
     "what a check does when the same check already runs: skip (default), fail, or wait for it",
     "skip|fail|wait",
 )
+METRICS_URL = _Option(
+    "--deployment-metrics-url",
+    "observatory_deployment_metrics_url",
+    "OBSERVATORY_DEPLOYMENT_METRICS_URL",
+    "sample this Prometheus metrics page once per report window during every check: an "
+    "http(s) URL, a path on the deployment's root such as /metrics (LiteLLM, vLLM), or 'mock' "
+    "for the embedded mock's; memory growth is judged by max_memory_growth=",
+    "URL|/PATH|mock",
+)
+WATCH_METRICS = _Option(
+    "--observatory-watch-metric",
+    "observatory_watch_metric",
+    "OBSERVATORY_WATCH_METRIC",
+    "more metrics to record beside process_resident_memory_bytes, comma-separated or repeated "
+    "(summed over their label sets)",
+    "NAME",
+)
 ALL_OPTIONS = (
     DEPLOYMENT_URL,
     API_KEY,
@@ -206,7 +223,10 @@ ALL_OPTIONS = (
     LOCK_URL,
     MAX_CONCURRENT,
     ON_DUPLICATE,
+    METRICS_URL,
+    WATCH_METRICS,
 )
+REPEATABLE_OPTIONS = frozenset({WATCH_METRICS})
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
 TRUE_TEXTS = ("1", "true", "yes", "on")
 FALSE_TEXTS = ("0", "false", "no", "off")
@@ -217,9 +237,11 @@ DEFAULT_PROGRESS_S = 60.0
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("observatory", "long-running checks against an LLM deployment")
     for option in ALL_OPTIONS:
-        value = (
+        value: dict[str, Any] = (
             {"action": "store_true"} if option in BOOLEAN_OPTIONS else {"metavar": option.metavar}
         )
+        if option in REPEATABLE_OPTIONS:
+            value["action"] = "append"
         group.addoption(
             option.flag,
             dest=_dest(option),
@@ -262,6 +284,8 @@ class Settings:
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     on_duplicate: str = "skip"
+    metrics_url: str | None = field(default=None, repr=False)  # may carry credentials
+    watch_metrics: tuple[str, ...] = ()
 
     @property
     def uses_mock(self) -> bool:
@@ -289,6 +313,7 @@ class Settings:
             *target_secrets,
             self.slack_webhook_url,
             lock_password,
+            *metrics_url_secrets(self.metrics_url),
         )
 
 
@@ -327,6 +352,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **_history_settings(config),
         **reporting,
         **_coordination_settings(config),
+        **_metrics_settings(config, mock is not None),
     )
 
 
@@ -417,6 +443,41 @@ def _coordination_settings(config: pytest.Config) -> dict[str, Any]:
     }
 
 
+def _metrics_settings(config: pytest.Config, uses_mock: bool) -> dict[str, Any]:
+    """The metrics page: 'mock' needs the mock, a path is taken on the deployment's root."""
+    url, source = _raw(config, METRICS_URL)
+    if url is not None and url != MOCK_URL and not url.startswith("/"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise pytest.UsageError(
+                f"{source}={redact_url(url)!r}: expected an http(s):// URL, a path such as "
+                "/metrics, or 'mock'"
+            )
+    if url == MOCK_URL and not uses_mock:
+        raise pytest.UsageError(
+            f"{source}={url!r}: needs --deployment-url=mock (for a real deployment give its "
+            "metrics URL, or a path on its root such as /metrics)"
+        )
+    names_text, source = _raw(config, WATCH_METRICS)
+    names = tuple(name.strip() for name in (names_text or "").split(",") if name.strip())
+    if names_text is not None and not names:
+        raise pytest.UsageError(f"{source}={names_text!r}: no metric names")
+    if names and url is None:
+        raise pytest.UsageError(
+            f"{source}={names_text!r}: needs a metrics page ({METRICS_URL.flag})"
+        )
+    return {"metrics_url": url, "watch_metrics": names}
+
+
+def metrics_url_secrets(url: str | None) -> tuple[str, ...]:
+    """An absolute metrics URL's user, password and query values."""
+    if url is None or "://" not in url:
+        return ()
+    parts = urlsplit(url)
+    values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return tuple(v for v in (parts.username, parts.password, *values) if v)
+
+
 def _count(config: pytest.Config, option: _Option) -> int:
     """A whole number >= 1, or 0 when the option is not set."""
     text, source = _raw(config, option)
@@ -434,6 +495,8 @@ def _dest(option: _Option) -> str:
 def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     """The value and where it came from (flag, env var or ini key), for error messages."""
     value = config.getoption(_dest(option))
+    if isinstance(value, list):  # a repeatable flag: its values joined as a comma list
+        value = ",".join(value)
     if value is True:  # a boolean flag given on the command line
         return "true", option.flag
     if isinstance(value, str) and value.strip():

@@ -48,6 +48,7 @@ class CheckResult:
     stopped_early: JSON | None = None  # fail-fast: reason, t_s, probes, failures
     stages: list[JSON] | None = None  # one row per stage (load/rows.py)
     sweep: JSON | None = None  # levels (rows) and knee (load/knee.py)
+    resources: JSON | None = None  # --deployment-metrics-url series and growth (resources.py)
 
     def to_dict(self) -> JSON:
         return asdict(self)

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
+from .metrics import CONTENT_TYPE, metrics_page
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,11 +78,12 @@ class _Gateway:
             app.router.add_post(f"{prefix}/embeddings", self.embeddings)
         app.router.add_get("/health", self.health)
         app.router.add_get("/mock/stats", self.stats_endpoint)
+        app.router.add_get("/metrics", self.metrics)
         return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/mock/stats":
+        if request.path in ("/mock/stats", "/metrics"):  # not traffic: neither counted nor keyed
             return await handler(request)
         self.requests += 1
         expected = self.settings.api_key
@@ -94,6 +96,11 @@ class _Gateway:
 
     async def stats_endpoint(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(asdict(self.stats()))
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        elapsed_s = time.monotonic() - self.started_at
+        page = metrics_page(self.settings, self.requests, elapsed_s)
+        return web.Response(body=page, headers={"Content-Type": CONTENT_TYPE})
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         created = int(time.time())

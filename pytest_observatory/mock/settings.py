@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..durations import parse_duration
+from ..sizes import SizeRate, parse_size, parse_size_rate
 
 DEFAULT_MODELS = ("mock-gpt-4o", "mock-gpt-4o-mini")
 STREAM_FAULTS = ("", "stall", "truncate", "malformed", "error")
@@ -65,6 +66,7 @@ class MockSettings:
     chaos_models: tuple[str, ...] = ()
     seed: int = 0
     capacity: int = 0  # requests served at once (0: no limit); the rest queue
+    leak: SizeRate | None = None  # simulated memory growth of /metrics (mock/metrics.py)
 
     def __post_init__(self) -> None:
         for name in (
@@ -159,18 +161,9 @@ def _count(text: str) -> int:
     return int(text)
 
 
-_SIZE_UNITS = {"kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2, "b": 1}
-
-
 def _size(text: str) -> int:
     """Bytes: ``32000000``, ``32MB``, ``512KiB``."""
-    compact = text.strip().lower()
-    for unit, factor in _SIZE_UNITS.items():
-        if compact.endswith(unit) and compact[: -len(unit)].isdigit():
-            return int(compact[: -len(unit)]) * factor
-    if compact.isdigit():
-        return int(compact)
-    raise ValueError("expected a size in bytes such as 32MB, 512KiB or 1000")
+    return int(parse_size(text))
 
 
 def parse_models(text: str) -> tuple[str, ...]:
@@ -208,6 +201,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chaos_models", "chaos_models", parse_models, "models the chaos faults hit (all)"),
     Knob("seed", "seed", _count, "seed of the chaos draws: same seed, same faults (0)"),
     Knob("capacity", "capacity", _count, "requests served at once, the rest queue (0: no limit)"),
+    Knob("leak", "leak", parse_size_rate, "/metrics memory grows by SIZE/s|min|h|request"),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 # Knobs whose values may be shown: everything but the key the mock requires.
