@@ -81,6 +81,7 @@ class MetricsSampler:
             url=redact_url(url), names=tuple(dict.fromkeys((MEMORY_METRIC, *names)))
         )
         self._last_t = -math.inf
+        self._stopping = False
 
     async def around(self, main: Coroutine[Any, Any, None], elapsed_s: Callable[[], float]) -> None:
         """Run ``main`` (the check) with sampling beside it; ``elapsed_s`` is its clock."""
@@ -91,14 +92,18 @@ class MetricsSampler:
             try:
                 await main
             finally:
+                # httpx (anyio) may turn a cancelled connect into a ConnectError: the flag,
+                # not the cancellation alone, ends the sampling.
+                self._stopping = True
                 sampler.cancel()
                 await asyncio.gather(sampler, return_exceptions=True)
+            self._stopping = False
             if elapsed_s() - self._last_t > self._window_s / 2:
                 await self._sample(client, elapsed_s)
 
     async def _every_window(self, client: Any, elapsed_s: Callable[[], float]) -> None:
         index = 0
-        while True:
+        while not self._stopping:
             await self._sample(client, elapsed_s)
             index = max(index + 1, math.floor(elapsed_s() / self._window_s) + 1)
             await asyncio.sleep(max(0.0, index * self._window_s - elapsed_s()))
@@ -108,16 +113,22 @@ class MetricsSampler:
         try:
             text = await asyncio.wait_for(self._fetch(client), self._timeout_s)
             values = await asyncio.to_thread(parse_values, text, self.watch.names)
-        except asyncio.TimeoutError:
-            self.watch.fail(f"no answer within {self._timeout_s:g}s")
-        except _Unusable as exc:
-            self.watch.fail(self._redact(str(exc))[:MAX_PROBLEM_CHARS])
         except Exception as exc:  # httpx's and the parser's errors: noted, never raised
-            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            self.watch.fail(self._redact(problem)[:MAX_PROBLEM_CHARS])
+            if self._stopping:  # a cancellation in disguise
+                raise asyncio.CancelledError from None
+            self.watch.fail(self._problem(exc))
         else:
             self.watch.record(round(t_s, 3), values)
         self._last_t = t_s  # not on cancellation: the sample at the end replaces it
+
+    def _problem(self, exc: Exception) -> str:
+        if isinstance(exc, asyncio.TimeoutError):
+            return f"no answer within {self._timeout_s:g}s"
+        if isinstance(exc, _Unusable) or not str(exc):
+            problem = str(exc) or type(exc).__name__
+        else:
+            problem = f"{type(exc).__name__}: {exc}"
+        return self._redact(problem)[:MAX_PROBLEM_CHARS]
 
     async def _fetch(self, client: Any) -> str:
         async with client.stream("GET", self._url) as response:

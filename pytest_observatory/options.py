@@ -352,7 +352,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **_history_settings(config),
         **reporting,
         **_coordination_settings(config),
-        **_metrics_settings(config, mock is not None),
+        **_metrics_settings(config, url is not None and mock is None),
     )
 
 
@@ -443,8 +443,8 @@ def _coordination_settings(config: pytest.Config) -> dict[str, Any]:
     }
 
 
-def _metrics_settings(config: pytest.Config, uses_mock: bool) -> dict[str, Any]:
-    """The metrics page: 'mock' needs the mock, a path is taken on the deployment's root."""
+def _metrics_settings(config: pytest.Config, real_deployment: bool) -> dict[str, Any]:
+    """The metrics page: 'mock' goes with the mock, a path is taken on the deployment's root."""
     url, source = _raw(config, METRICS_URL)
     if url is not None and url != MOCK_URL and not url.startswith("/"):
         parts = urlsplit(url)
@@ -453,7 +453,7 @@ def _metrics_settings(config: pytest.Config, uses_mock: bool) -> dict[str, Any]:
                 f"{source}={redact_url(url)!r}: expected an http(s):// URL, a path such as "
                 "/metrics, or 'mock'"
             )
-    if url == MOCK_URL and not uses_mock:
+    if url == MOCK_URL and real_deployment:
         raise pytest.UsageError(
             f"{source}={url!r}: needs --deployment-url=mock (for a real deployment give its "
             "metrics URL, or a path on its root such as /metrics)"

@@ -9,6 +9,7 @@ from ..result import JSON, CheckResult
 from ..sequential import StopDecision
 from .failure_text import onset_lines
 from .load_table import load_lines
+from .resource_text import resource_lines
 
 QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
@@ -52,6 +53,9 @@ class TerminalSummary:
                     write(f"{'':<12} {line}")
             if result.baseline:
                 write(f"{'':<12} baseline: {result.baseline['summary']}")
+            if result.resources:
+                for line in resource_lines(result.resources):
+                    write(f"{'':<12} {line}")
             for note in result.notes:
                 write(f"{'':<12} note: {note}", yellow=True)
 
