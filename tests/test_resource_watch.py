@@ -155,8 +155,13 @@ def test_leak_knob_in_url_and_command_line_forms() -> None:
 
 
 def test_leaking_mock_is_caught_with_its_rate(pytester: pytest.Pytester) -> None:
+    html = pytester.path / "report.html"
     result, check = run_watched(
-        pytester, "mock?leak=20MB/s", "mock", "--observatory-watch-metric=mock_requests"
+        pytester,
+        "mock?leak=20MB/s",
+        "mock",
+        "--observatory-watch-metric=mock_requests",
+        f"--observatory-html={html}",
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -179,6 +184,8 @@ def test_leaking_mock_is_caught_with_its_rate(pytester: pytest.Pytester) -> None
     assert memory[0][0] == 0.0 and memory[-1][0] >= 2.5
     requests = resources["series"]["mock_requests"]
     assert requests[-1][1] >= check["probes"]  # counted on the mock, the last after the run
+    page = html.read_text()
+    assert "process_resident_memory_bytes (MB)" in page and "mock_requests (value)" in page
 
 
 def test_flat_mock_passes_with_zero_growth(pytester: pytest.Pytester) -> None:
@@ -257,82 +264,7 @@ def test_metrics_url_secrets_never_shown(pytester: pytest.Pytester) -> None:
     assert check["resources"]["url"].endswith("/metrics?token=***")
 
 
-# --- bad input -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("limit", "expected"),
-    [
-        ("50MB", "max_memory_growth='50MB': expected SIZE/s, SIZE/min, SIZE/h (e.g. 50MB/h)"),
-        ("50XB/h", "max_memory_growth='50XB/h': expected a size in bytes such as 32MB*"),
-        ("-5MB/h", "max_memory_growth='-5MB/h': expected a size in bytes*"),
-        ("5MB/request", "max_memory_growth='5MB/request': expected SIZE/s*"),
-    ],
-)
-def test_bad_max_memory_growth_is_one_line(
-    pytester: pytest.Pytester, limit: str, expected: str
-) -> None:
-    pytester.makepyfile(test_bad=CHECK.format(duration="1s", limit=limit))
-    result = pytester.runpytest("--deployment-url=mock")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*test_bad.py::test_chat: observatory marker: {expected}"])
-    result.stdout.no_fnmatch_line("*Traceback*")
-
-
-def test_max_memory_growth_must_be_text(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_bad="""
-        import pytest
-
-        @pytest.mark.observatory(duration="1s", max_memory_growth=50)
-        def test_chat(deployment):
-            pass
-        """
-    )
-    result = pytester.runpytest("--deployment-url=mock")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*observatory marker: max_memory_growth=50: expected a size per hour such as '50MB/h'"]
-    )
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (
-            ["--deployment-url=http://127.0.0.1:9", "--deployment-metrics-url=mock"],
-            "ERROR: --deployment-metrics-url='mock': needs --deployment-url=mock*",
-        ),
-        (
-            ["--deployment-metrics-url=ftp://u:pw-SECRET-x@host/metrics"],
-            "ERROR: --deployment-metrics-url='ftp://***@host/metrics': expected an http(s)://*",
-        ),
-        (
-            ["--deployment-metrics-url=metrics"],
-            "ERROR: --deployment-metrics-url='metrics': expected an http(s):// URL, a path*",
-        ),
-        (
-            ["--observatory-watch-metric=x"],
-            "ERROR: --observatory-watch-metric='x': needs a metrics page (--deployment-metrics*",
-        ),
-        (
-            [
-                "--deployment-url=mock",
-                "--deployment-metrics-url=mock",
-                "--observatory-watch-metric=,",
-            ],
-            "ERROR: --observatory-watch-metric=',': no metric names",
-        ),
-    ],
-)
-def test_bad_metrics_options_are_usage_errors(
-    pytester: pytest.Pytester, argv: list[str], expected: str
-) -> None:
-    pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest(*argv)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([expected])
-    assert "pw-SECRET-x" not in result.stderr.str() + result.stdout.str()
+# --- options (bad values: tests/test_bad_input.py) -----------------------------------------
 
 
 def test_watch_metric_is_repeatable_and_has_env_and_ini_twins(

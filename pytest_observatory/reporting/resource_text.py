@@ -1,12 +1,15 @@
-"""The memory watch's lines in the terminal summary: one per series, the last value and the
-growth per hour (least squares), memory in bytes and the limit beside it."""
+"""The memory watch in the reports: a line per series (the last value and the growth per hour
+by least squares, the limit beside memory) for the terminal and HTML, and one chart per series
+for the HTML report."""
 
 from __future__ import annotations
 
 from ..result import JSON
 from ..sizes import format_size
+from .svg import Series, line_chart
 
 MEMORY_METRIC = "process_resident_memory_bytes"
+COLOUR = "#9467bd"
 
 
 def resource_lines(resources: JSON) -> list[str]:
@@ -32,3 +35,13 @@ def _number(value: float) -> str:
 
 def _signed(text: str) -> str:
     return text if text.startswith("-") else "+" + text
+
+
+def resource_charts(resources: JSON, x_max: float) -> list[str]:
+    """Memory in MB, the watched metrics in their own units."""
+    charts = []
+    for name, points in resources["series"].items():
+        scale, unit = (1e-6, "MB") if name == MEMORY_METRIC else (1.0, "value")
+        series = Series(name, COLOUR, [(t, v * scale) for t, v in points])
+        charts.append(line_chart(name, unit, [series], x_max))
+    return charts
