@@ -60,7 +60,7 @@ def run_check(
     probe = _make_probe(item, executor, runtime)
     recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
     run = CheckRun(spec, probe, recorder)
-    sampler = sampler_for(runtime, spec.window_s)
+    sampler = sampler_for(runtime, spec)
     fail_fast = FailFast(spec, lambda: run.elapsed_s, run.stop) if spec.fail_fast else None
     if fail_fast is not None:
         recorder.listen(fail_fast)

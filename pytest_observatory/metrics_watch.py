@@ -1,5 +1,5 @@
 """``--deployment-metrics-url``: sample the deployment's Prometheus metrics once per report
-window while a check runs, into a ResourceWatch (resources.py).
+window (and at least ten times) while a check runs, into a ResourceWatch (resources.py).
 
 The sampler is a task of its own beside the probes on the session loop, with its own client
 and a short timeout, and the text is parsed in a worker thread: a metrics page of a busy
@@ -22,13 +22,15 @@ from .resources import MEMORY_METRIC, ResourceWatch
 from .target import Target
 
 if TYPE_CHECKING:
+    from .marker import CheckSpec
     from .runtime import DeploymentRuntime
 
 MOCK_METRICS = "mock"  # the embedded mock's /metrics (with --deployment-url=mock)
 DEFAULT_PATH = "/metrics"
-SAMPLE_TIMEOUT_BOUNDS_S = (1.0, 5.0)  # the window, clamped: a sample never outlives its window
+SAMPLE_TIMEOUT_BOUNDS_S = (1.0, 5.0)  # the interval, clamped to these
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_PROBLEM_CHARS = 160
+SAMPLES_PER_RUN = 10
 
 
 def resolve_metrics_url(raw: str, target: Target) -> str:
@@ -42,9 +44,13 @@ def resolve_metrics_url(raw: str, target: Target) -> str:
     return f"{parts.scheme}://{parts.netloc}{root.rstrip('/')}{path}"
 
 
-def sampler_for(runtime: DeploymentRuntime, window_s: float) -> MetricsSampler | None:
+def sampler_for(runtime: DeploymentRuntime, spec: CheckSpec) -> MetricsSampler | None:
     """The check's sampler, or None without --deployment-metrics-url. The deployment's key
-    goes along only to the deployment's own origin (LiteLLM may guard /metrics with it)."""
+    goes along only to the deployment's own origin (LiteLLM may guard /metrics with it).
+
+    Once per report window, and at least SAMPLES_PER_RUN times: a smoke run of a 3-hour suite
+    (``--observatory-duration=30s``: three 10 s windows) still gets a growth figure."""
+    interval_s = min(spec.window_s, spec.duration_s / SAMPLES_PER_RUN)
     settings = runtime.settings
     if settings.metrics_url is None:
         return None
@@ -52,7 +58,7 @@ def sampler_for(runtime: DeploymentRuntime, window_s: float) -> MetricsSampler |
     url = resolve_metrics_url(settings.metrics_url, target)
     auth = target.auth_header(settings.api_key) if _same_origin(url, target.api_base) else None
     headers = {"Authorization": auth} if auth else {}
-    return MetricsSampler(url, settings.watch_metrics, window_s, headers, runtime.redact)
+    return MetricsSampler(url, settings.watch_metrics, interval_s, headers, runtime.redact)
 
 
 def _same_origin(url: str, other: str) -> bool:
@@ -61,26 +67,25 @@ def _same_origin(url: str, other: str) -> bool:
 
 
 class MetricsSampler:
-    """One check's sampling: every ``window_s`` from its start, plus one at its end."""
+    """One check's sampling: every ``interval_s`` from its start, plus one at its end."""
 
     def __init__(
         self,
         url: str,
         names: Iterable[str],
-        window_s: float,
+        interval_s: float,
         headers: dict[str, str],
         redact: Callable[[str], str],
     ) -> None:
         self._url = url
         self._headers = headers
         self._redact = redact
-        self._window_s = window_s
+        self._interval_s = interval_s
         low, high = SAMPLE_TIMEOUT_BOUNDS_S
-        self._timeout_s = min(max(window_s, low), high)
+        self._timeout_s = min(max(interval_s, low), high)
         self.watch = ResourceWatch(
             url=redact_url(url), names=tuple(dict.fromkeys((MEMORY_METRIC, *names)))
         )
-        self._last_t = -math.inf
         self._stopping = False
 
     async def around(self, main: Coroutine[Any, Any, None], elapsed_s: Callable[[], float]) -> None:
@@ -88,7 +93,7 @@ class MetricsSampler:
         import httpx  # with the first watched check only
 
         async with httpx.AsyncClient(headers=self._headers, timeout=self._timeout_s) as client:
-            sampler = asyncio.ensure_future(self._every_window(client, elapsed_s))
+            sampler = asyncio.ensure_future(self._every_interval(client, elapsed_s))
             try:
                 await main
             finally:
@@ -98,15 +103,14 @@ class MetricsSampler:
                 sampler.cancel()
                 await asyncio.gather(sampler, return_exceptions=True)
             self._stopping = False
-            if elapsed_s() - self._last_t > self._window_s / 2:
-                await self._sample(client, elapsed_s)
+            await self._sample(client, elapsed_s)  # the figures as the check ends
 
-    async def _every_window(self, client: Any, elapsed_s: Callable[[], float]) -> None:
+    async def _every_interval(self, client: Any, elapsed_s: Callable[[], float]) -> None:
         index = 0
         while not self._stopping:
             await self._sample(client, elapsed_s)
-            index = max(index + 1, math.floor(elapsed_s() / self._window_s) + 1)
-            await asyncio.sleep(max(0.0, index * self._window_s - elapsed_s()))
+            index = max(index + 1, math.floor(elapsed_s() / self._interval_s) + 1)
+            await asyncio.sleep(max(0.0, index * self._interval_s - elapsed_s()))
 
     async def _sample(self, client: Any, elapsed_s: Callable[[], float]) -> None:
         t_s = elapsed_s()
@@ -119,7 +123,6 @@ class MetricsSampler:
             self.watch.fail(self._problem(exc))
         else:
             self.watch.record(round(t_s, 3), values)
-        self._last_t = t_s  # not on cancellation: the sample at the end replaces it
 
     def _problem(self, exc: Exception) -> str:
         if isinstance(exc, asyncio.TimeoutError):
