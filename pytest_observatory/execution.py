@@ -75,7 +75,7 @@ def run_check(
     # the collector off; bench/README.md). Frozen, the session's objects from before the check
     # (pytest's included) are left out of every collection while it runs.
     gc.freeze()
-    main = run.run() if sampler is None else sampler.around(run.run(), lambda: run.elapsed_s)
+    main = run.run() if sampler is None else sampler.around(run.run())
     future = runtime.loop.submit(main)
     signals = StopOnSignal(run.interrupt)
     try:

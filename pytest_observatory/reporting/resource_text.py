@@ -30,7 +30,7 @@ def resource_lines(resources: JSON) -> list[str]:
 
 
 def _number(value: float) -> str:
-    return f"{value:.4g}"
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
 
 
 def _signed(text: str) -> str:
