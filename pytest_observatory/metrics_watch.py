@@ -95,7 +95,9 @@ class MetricsSampler:
         on to the sample at the end."""
         import httpx  # with the first watched check only
 
-        async with httpx.AsyncClient(headers=self._headers, timeout=self._timeout_s) as client:
+        async with httpx.AsyncClient(
+            headers=self._headers, timeout=self._timeout_s, follow_redirects=True
+        ) as client:
             start = time.perf_counter()
 
             def elapsed_s() -> float:

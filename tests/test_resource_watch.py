@@ -3,6 +3,7 @@ by least squares, max_memory_growth, and the mock's /metrics with its leak knob.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -216,6 +217,50 @@ def slow_metrics() -> Iterator[str]:
     release.set()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def guarded_metrics() -> Iterator[str]:
+    """A metrics page behind basic auth, reached through a redirect (/metrics -> /metrics/)."""
+    expected = "Basic " + base64.b64encode(b"watcher:pw-GUARD-41c2").decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path == "/metrics":
+                self._send(307, b"", {"Location": "/metrics/"})
+            elif self.headers.get("Authorization") != expected:
+                self._send(401, b"unauthorized")
+            else:
+                self._send(200, b"process_resident_memory_bytes 1.25e+08\n")
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://watcher:pw-GUARD-41c2@127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+def test_metrics_page_behind_basic_auth_and_a_redirect(
+    pytester: pytest.Pytester, guarded_metrics: str
+) -> None:
+    result, check = run_watched(pytester, "mock", guarded_metrics, duration="1s")
+    result.assert_outcomes(passed=1)
+    resources = check["resources"]
+    assert resources["failed_samples"] == 0 and resources["samples"] >= 3
+    assert {v for _, v in resources["series"][MEMORY_METRIC]} == {1.25e8}
+    assert "pw-GUARD-41c2" not in result.stdout.str() + json.dumps(check)
 
 
 def closed_port() -> int:
