@@ -51,9 +51,8 @@ def run_check(
 
     def result_now(skipped: bool = False) -> CheckResult:
         result = _result(item, run, spec, fail_fast, comparison, skipped)
-        if sampler is None:
-            return result
-        return with_resources(result, sampler.watch, spec.max_memory_growth_per_h)
+        watch = None if sampler is None else sampler.watch
+        return with_resources(result, watch, spec.max_memory_growth_per_h)
 
     runtime.set_request_timeout(spec.request_timeout_s)
     executor = DaemonThreadPool(spec.concurrency, "observatory-probe")

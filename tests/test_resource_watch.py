@@ -94,6 +94,16 @@ def test_too_few_samples_is_a_note_not_a_verdict() -> None:
     assert result.resources["growth_per_h"] == {MEMORY_METRIC: None}
 
 
+def test_a_limit_without_a_metrics_page_is_a_note() -> None:
+    result = with_resources(CheckResult("t", "passed"), None, 50e6)
+    assert result.verdict == "passed" and result.resources is None
+    assert result.notes == [
+        "max_memory_growth 50.0 MB/h not judged: no metrics page (--deployment-metrics-url)"
+    ]
+    assert with_resources(CheckResult("t", "passed"), None, None).notes == []
+    assert with_resources(CheckResult("t", "skipped"), None, 50e6).notes == []
+
+
 def test_growth_over_the_limit_fails_a_passed_check_only() -> None:
     watch = ResourceWatch("http://gw/metrics", (MEMORY_METRIC,))
     for t in range(4):
