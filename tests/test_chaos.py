@@ -195,6 +195,7 @@ KNOB_SAMPLES = {
     "chaos_models": "a",
     "seed": "42",
     "capacity": "8",
+    "leak": "4KiB/request",
 }
 
 

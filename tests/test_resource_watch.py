@@ -192,7 +192,7 @@ def test_leaking_mock_is_caught_with_its_rate(pytester: pytest.Pytester) -> None
     # 20 MB/s is 72 GB/h; the mock's clock and the sampler's differ by a request's latency.
     assert resources["growth_per_h"][MEMORY_METRIC] == pytest.approx(72e9, rel=0.15)
     memory = resources["series"][MEMORY_METRIC]
-    assert memory[0][0] == 0.0 and memory[-1][0] >= 2.5
+    assert memory[0][0] < 0.3 and memory[-1][0] >= 3.0  # from the start to the end
     requests = resources["series"]["mock_requests"]
     assert requests[-1][1] >= check["probes"]  # counted on the mock, the last after the run
     page = html.read_text()
