@@ -51,10 +51,10 @@ def sampler_for(runtime: DeploymentRuntime, spec: CheckSpec) -> MetricsSampler |
 
     Once per report window, and at least SAMPLES_PER_RUN times: a smoke run of a 3-hour suite
     (``--observatory-duration=30s``: three 10 s windows) still gets a growth figure."""
-    interval_s = min(spec.window_s, spec.duration_s / SAMPLES_PER_RUN)
     settings = runtime.settings
     if settings.metrics_url is None:
         return None
+    interval_s = min(spec.window_s, spec.duration_s / SAMPLES_PER_RUN)
     target = runtime.target
     url = resolve_metrics_url(settings.metrics_url, target)
     auth = target.auth_header(settings.api_key) if _same_origin(url, target.api_base) else None

@@ -208,25 +208,41 @@ def test_flat_mock_passes_with_zero_growth(pytester: pytest.Pytester) -> None:
     assert not check["notes"]
 
 
+class _MetricsHandler(BaseHTTPRequestHandler):
+    def send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type[_MetricsHandler], release: threading.Event) -> Iterator[int]:
+    """A loopback metrics page; ``release`` is set when the test ends. Yields the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def slow_metrics() -> Iterator[str]:
     """A metrics page that answers only after 30 s (or when the test ends)."""
     release = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Slow(_MetricsHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             release.wait(30)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    release.set()
-    server.shutdown()
-    server.server_close()
+    for port in _serve(Slow, release):
+        yield f"http://127.0.0.1:{port}/metrics"
 
 
 @pytest.fixture
@@ -234,32 +250,17 @@ def guarded_metrics() -> Iterator[str]:
     """A metrics page behind basic auth, reached through a redirect (/metrics -> /metrics/)."""
     expected = "Basic " + base64.b64encode(b"watcher:pw-GUARD-41c2").decode()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Guarded(_MetricsHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path == "/metrics":
-                self._send(307, b"", {"Location": "/metrics/"})
+                self.send(307, b"", {"Location": "/metrics/"})
             elif self.headers.get("Authorization") != expected:
-                self._send(401, b"unauthorized")
+                self.send(401, b"unauthorized")
             else:
-                self._send(200, b"process_resident_memory_bytes 1.25e+08\n")
+                self.send(200, b"process_resident_memory_bytes 1.25e+08\n")
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://watcher:pw-GUARD-41c2@127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    for port in _serve(Guarded, threading.Event()):
+        yield f"http://watcher:pw-GUARD-41c2@127.0.0.1:{port}/metrics"
 
 
 def test_metrics_page_behind_basic_auth_and_a_redirect(
