@@ -20,7 +20,6 @@ from typing import Any
 from aiohttp import web
 
 from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
-from .metrics import CONTENT_TYPE, metrics_page
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,6 +97,8 @@ class _Gateway:
         return web.json_response(asdict(self.stats()))
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
+        from .metrics import CONTENT_TYPE, metrics_page  # prometheus-client: on first use only
+
         elapsed_s = time.monotonic() - self.started_at
         page = metrics_page(self.settings, self.requests, elapsed_s)
         return web.Response(body=page, headers={"Content-Type": CONTENT_TYPE})
