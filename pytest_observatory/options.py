@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from .catalog import LIST, Suite, SuiteNotFound, find_suites
 from .durations import parse_duration
 from .history.compare import RegressionLimit, parse_max_regression
 from .locks import parse_lock_url
@@ -203,6 +204,15 @@ WATCH_METRICS = _Option(
     "(summed over their label sets)",
     "NAME",
 )
+SUITE = _Option(
+    "--observatory-suite",
+    "observatory_suite",
+    "OBSERVATORY_SUITE",
+    "collect the named bundled suite(s), from any directory without paths: a name such as "
+    "oai_azure_release or its alias TestOAIAzureRelease, a comma list, or 'all'; repeatable; "
+    "'list' prints the catalog",
+    "NAME",
+)
 ALL_OPTIONS = (
     DEPLOYMENT_URL,
     API_KEY,
@@ -223,11 +233,12 @@ ALL_OPTIONS = (
     LOCK_URL,
     MAX_CONCURRENT,
     ON_DUPLICATE,
+    SUITE,
     METRICS_URL,
     WATCH_METRICS,
 )
-REPEATABLE_OPTIONS = frozenset({WATCH_METRICS})
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
+REPEATABLE_OPTIONS = frozenset({SUITE, WATCH_METRICS})
 TRUE_TEXTS = ("1", "true", "yes", "on")
 FALSE_TEXTS = ("0", "false", "no", "off")
 SLACK_ON_CHOICES = ("always", "failures")
@@ -237,7 +248,7 @@ DEFAULT_PROGRESS_S = 60.0
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("observatory", "long-running checks against an LLM deployment")
     for option in ALL_OPTIONS:
-        value: dict[str, Any] = (
+        value: dict[str, str] = (
             {"action": "store_true"} if option in BOOLEAN_OPTIONS else {"metavar": option.metavar}
         )
         if option in REPEATABLE_OPTIONS:
@@ -284,6 +295,7 @@ class Settings:
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     on_duplicate: str = "skip"
+    suites: tuple[Suite, ...] = ()  # bundled suites to collect (--observatory-suite)
     metrics_url: str | None = field(default=None, repr=False)  # may carry credentials
     watch_metrics: tuple[str, ...] = ()
 
@@ -339,6 +351,16 @@ def resolve_settings(config: pytest.Config) -> Settings:
     max_connections = _count(config, MAX_CONNECTIONS)
     fail_fast = _boolean(*_raw(config, FAIL_FAST))
     reporting = _reporting_settings(config)
+    suites_text, source = _raw(config, SUITE)
+    suites: tuple[Suite, ...] = ()
+    if suites_text is not None:
+        names = [name for name in suites_text.split(",") if name.strip()]
+        if not names:
+            raise pytest.UsageError(f"{source}={suites_text!r}: no suite names in the list")
+        try:
+            suites = find_suites(names)
+        except SuiteNotFound as exc:
+            raise pytest.UsageError(f"{source}={suites_text!r}: {exc}, 'all' or 'list'") from None
     return Settings(
         deployment_url=url,
         api_key=api_key,
@@ -347,6 +369,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_path=report_path,
         max_connections=max_connections,
         fail_fast=fail_fast,
+        suites=suites,
         mock=mock,
         target=target,
         **_history_settings(config),
@@ -354,6 +377,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **_coordination_settings(config),
         **_metrics_settings(config, url is not None and mock is None),
     )
+
+
+def suite_listing_requested(config: pytest.Config) -> bool:
+    """`--observatory-suite=list` (or its env/ini twin): print the catalog, run nothing."""
+    text = _raw(config, SUITE)[0]
+    return text is not None and text.lower() == LIST
 
 
 def _history_settings(config: pytest.Config) -> dict[str, Any]:
@@ -495,7 +524,7 @@ def _dest(option: _Option) -> str:
 def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     """The value and where it came from (flag, env var or ini key), for error messages."""
     value = config.getoption(_dest(option))
-    if isinstance(value, list):  # a repeatable flag: its values joined as a comma list
+    if isinstance(value, list):  # a repeatable option: its values as one comma list
         value = ",".join(value)
     if value is True:  # a boolean flag given on the command line
         return "true", option.flag
