@@ -26,6 +26,8 @@ from .history.compare import Comparison
 from .journal import Journal
 from .live import RUNNING_KEY
 from .marker import CheckSpec
+from .metrics_watch import sampler_for
+from .resources import with_resources
 from .result import CheckResult, utc_iso
 from .runner import FUNCTION_KEY, INTERRUPT_WAIT_S, RESULT_KEY, argnames
 from .runtime import DeploymentRuntime
@@ -49,13 +51,16 @@ def run_check(
     follows."""
 
     def result_now(skipped: bool = False) -> CheckResult:
-        return _result(item, run, spec, fail_fast, comparison, skipped)
+        result = _result(item, run, spec, fail_fast, comparison, skipped)
+        watch = None if sampler is None else sampler.watch
+        return with_resources(result, watch, spec.max_memory_growth_per_h)
 
     runtime.set_request_timeout(spec.request_timeout_s)
     executor = DaemonThreadPool(spec.concurrency, "observatory-probe")
     probe = _make_probe(item, executor, runtime)
     recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)
     run = CheckRun(spec, probe, recorder)
+    sampler = sampler_for(runtime, spec)
     fail_fast = FailFast(spec, lambda: run.elapsed_s, run.stop) if spec.fail_fast else None
     if fail_fast is not None:
         recorder.listen(fail_fast)
@@ -70,7 +75,8 @@ def run_check(
     # the collector off; bench/README.md). Frozen, the session's objects from before the check
     # (pytest's included) are left out of every collection while it runs.
     gc.freeze()
-    future = runtime.loop.submit(run.run())
+    main = run.run() if sampler is None else sampler.around(run.run())
+    future = runtime.loop.submit(main)
     signals = StopOnSignal(run.interrupt)
     try:
         with signals:

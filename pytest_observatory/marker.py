@@ -14,6 +14,7 @@ import pytest
 
 from .durations import parse_duration
 from .options import ON_DUPLICATE_CHOICES, Settings
+from .sizes import PER_SECONDS, parse_size_rate
 
 MARKER_NAME = "observatory"
 MARKER_HELP = (
@@ -21,7 +22,8 @@ MARKER_HELP = (
     "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
     "max_ttft_p95=None, fail_fast=None, on_duplicate=None, stages=None, sweep=None, step=None, "
-    "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None): run the test "
+    "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None, "
+    "max_memory_growth=None): run the test "
     "body as a probe again and again for `duration`, keeping `concurrency` probes in flight "
     "(or starting `rate` per second), and judge the run."
 )
@@ -78,6 +80,7 @@ class CheckSpec:
     load: str = "concurrency"  # what stages' targets and sweep levels count
     stop_on_saturation: bool = False
     max_recovery_p95_ratio: float | None = None
+    max_memory_growth_per_h: float | None = None  # bytes per hour (--deployment-metrics-url)
 
     @property
     def open_loop(self) -> bool:
@@ -151,6 +154,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
         fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
         on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
+        max_memory_growth_per_h=_memory_growth(kwargs.get("max_memory_growth")),
         **({} if shaped is None else shaped.fields),
     )
 
@@ -180,6 +184,7 @@ _KNOWN = frozenset(
         "load",
         "stop_on_saturation",
         "max_recovery_p95_ratio",
+        "max_memory_growth",
     }
 )
 
@@ -397,6 +402,20 @@ def _on_duplicate(value: object) -> str | None:
             f"on_duplicate={value!r}: expected one of {', '.join(ON_DUPLICATE_CHOICES)}"
         )
     return value
+
+
+def _memory_growth(value: object) -> float | None:
+    """'50MB/h' (or /min, /s) to bytes per hour; 0 allows no growth at all."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MarkerError(f"max_memory_growth={value!r}: expected a size per hour such as '50MB/h'")
+    try:
+        per_hour = parse_size_rate(value, tuple(PER_SECONDS)).per_hour
+    except ValueError as exc:
+        raise MarkerError(f"max_memory_growth={value!r}: {exc}") from None
+    assert per_hour is not None  # a rate per time unit
+    return per_hour
 
 
 def _models(value: object) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -204,6 +204,23 @@ ON_DUPLICATE = _Option(
     "what a check does when the same check already runs: skip (default), fail, or wait for it",
     "skip|fail|wait",
 )
+METRICS_URL = _Option(
+    "--deployment-metrics-url",
+    "observatory_deployment_metrics_url",
+    "OBSERVATORY_DEPLOYMENT_METRICS_URL",
+    "sample this Prometheus metrics page once per report window during every check: an "
+    "http(s) URL, a path on the deployment's root such as /metrics (LiteLLM, vLLM), or 'mock' "
+    "for the embedded mock's; memory growth is judged by max_memory_growth=",
+    "URL|/PATH|mock",
+)
+WATCH_METRICS = _Option(
+    "--observatory-watch-metric",
+    "observatory_watch_metric",
+    "OBSERVATORY_WATCH_METRIC",
+    "more metrics to record beside process_resident_memory_bytes, comma-separated or repeated "
+    "(summed over their label sets)",
+    "NAME",
+)
 SUITE = _Option(
     "--observatory-suite",
     "observatory_suite",
@@ -236,9 +253,11 @@ ALL_OPTIONS = (
     EMBEDDING_MODELS,
     HEALTH_PATH,
     SUITE,
+    METRICS_URL,
+    WATCH_METRICS,
 )
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
-REPEATABLE_OPTIONS = frozenset({SUITE})
+REPEATABLE_OPTIONS = frozenset({SUITE, WATCH_METRICS})
 TRUE_TEXTS = ("1", "true", "yes", "on")
 FALSE_TEXTS = ("0", "false", "no", "off")
 SLACK_ON_CHOICES = ("always", "failures")
@@ -298,6 +317,8 @@ class Settings:
     embedding_models: tuple[str, ...] = ()
     health_path: str = DEFAULT_HEALTH_PATH
     suites: tuple[Suite, ...] = ()  # bundled suites to collect (--observatory-suite)
+    metrics_url: str | None = field(default=None, repr=False)  # may carry credentials
+    watch_metrics: tuple[str, ...] = ()
 
     @property
     def uses_mock(self) -> bool:
@@ -325,6 +346,7 @@ class Settings:
             *target_secrets,
             self.slack_webhook_url,
             lock_password,
+            *metrics_url_secrets(self.metrics_url),
         )
 
 
@@ -368,6 +390,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **reporting,
         **_coordination_settings(config),
         **_api_settings(config, mock),
+        **_metrics_settings(config, url is not None and mock is None),
     )
 
 
@@ -488,6 +511,41 @@ def _coordination_settings(config: pytest.Config) -> dict[str, Any]:
         "max_concurrent": _count(config, MAX_CONCURRENT) or DEFAULT_MAX_CONCURRENT,
         "on_duplicate": on_duplicate or "skip",
     }
+
+
+def _metrics_settings(config: pytest.Config, real_deployment: bool) -> dict[str, Any]:
+    """The metrics page: 'mock' goes with the mock, a path is taken on the deployment's root."""
+    url, source = _raw(config, METRICS_URL)
+    if url is not None and url != MOCK_URL and not url.startswith("/"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise pytest.UsageError(
+                f"{source}={redact_url(url)!r}: expected an http(s):// URL, a path such as "
+                "/metrics, or 'mock'"
+            )
+    if url == MOCK_URL and real_deployment:
+        raise pytest.UsageError(
+            f"{source}={url!r}: needs --deployment-url=mock (for a real deployment give its "
+            "metrics URL, or a path on its root such as /metrics)"
+        )
+    names_text, source = _raw(config, WATCH_METRICS)
+    names = tuple(name.strip() for name in (names_text or "").split(",") if name.strip())
+    if names_text is not None and not names:
+        raise pytest.UsageError(f"{source}={names_text!r}: no metric names")
+    if names and url is None:
+        raise pytest.UsageError(
+            f"{source}={names_text!r}: needs a metrics page ({METRICS_URL.flag})"
+        )
+    return {"metrics_url": url, "watch_metrics": names}
+
+
+def metrics_url_secrets(url: str | None) -> tuple[str, ...]:
+    """An absolute metrics URL's user, password and query values."""
+    if url is None or "://" not in url:
+        return ()
+    parts = urlsplit(url)
+    values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return tuple(v for v in (parts.username, parts.password, *values) if v)
 
 
 def _count(config: pytest.Config, option: _Option) -> int:

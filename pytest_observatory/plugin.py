@@ -14,7 +14,7 @@ from .crash import CrashWatch
 from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
 from .options import Settings, add_options, resolve_settings, suite_listing_requested
-from .redact import host_only
+from .redact import host_only, redact_url
 from .reporting.github import GitHubStepSummary, step_summary_path
 from .reporting.json_report import JsonReport
 from .reporting.terminal import TerminalSummary
@@ -132,6 +132,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         parts.append(f"baseline={settings.baseline}" + (f" (max {limits})" if limits else ""))
     if settings.html_path is not None:
         parts.append(f"html={settings.html_path}")
+    if settings.metrics_url is not None:
+        parts.append(f"metrics={redact_url(settings.metrics_url)}")
     if config.pluginmanager.hasplugin("timeout"):
         parts.append(f"check timeout=duration+request_timeout+{TIMEOUT_GRACE_S:g}s (or its marker)")
     if settings.fail_fast:

@@ -50,6 +50,7 @@ class CheckResult:
     sweep: JSON | None = None  # levels (rows) and knee (load/knee.py)
     failure_samples: list[JSON] | None = None  # a few failures with request ids (tracing.py)
     tokens: JSON | None = None  # prompt/completion tokens, total and per model (usage.py)
+    resources: JSON | None = None  # --deployment-metrics-url series and growth (resources.py)
 
     def to_dict(self) -> JSON:
         return asdict(self)

@@ -43,6 +43,11 @@ def test_check(deployment):
         ),
         ("duration='1s', max_p95_latency='fast'", "max_p95_latency='fast': expected a dur*"),
         ("duration='1s', max_ttft_p95=-1", "max_ttft_p95=-1: expected a duration >= 0*"),
+        ("duration='1s', max_memory_growth='50MB'", "max_memory_growth='50MB': expected SIZE/s*"),
+        ("duration='1s', max_memory_growth='5XB/h'", "max_memory_growth='5XB/h': expected a size*"),
+        ("duration='1s', max_memory_growth='-5MB/h'", "max_memory_growth='-5MB/h': expected a*"),
+        ("duration='1s', max_memory_growth='1MB/request'", "max_memory_growth=*: expected SIZE/s*"),
+        ("duration='1s', max_memory_growth=50", "max_memory_growth=50: expected a size per hour*"),
         ("duration='3x'", "duration='3x': expected a duration such as*"),
         ("duration='-1h'", "duration='-1h': expected a duration such as*"),
         ("duration=''", "duration='': expected a duration such as*"),
@@ -149,6 +154,26 @@ def test_model_without_models_is_a_setup_error(pytester: pytest.Pytester) -> Non
             "ERROR: --observatory-max-connections='0': expected an integer >= 1",
         ),
         (["--observatory-duration=31d"], "ERROR: --observatory-duration='31d': *at most 30 days*"),
+        (
+            ["--deployment-url=http://127.0.0.1:9", "--deployment-metrics-url=mock"],
+            "ERROR: --deployment-metrics-url='mock': needs --deployment-url=mock*",
+        ),
+        (
+            ["--deployment-metrics-url=ftp://u:pw-SECRET-x@host/metrics"],
+            "ERROR: --deployment-metrics-url='ftp://***@host/metrics': expected an http(s)://*",
+        ),
+        (
+            ["--deployment-metrics-url=metrics"],
+            "ERROR: --deployment-metrics-url='metrics': expected an http(s):// URL, a path*",
+        ),
+        (
+            ["--observatory-watch-metric=x"],
+            "ERROR: --observatory-watch-metric='x': needs a metrics page (--deployment-metrics*",
+        ),
+        (
+            ["--deployment-metrics-url=mock", "--observatory-watch-metric=,"],
+            "ERROR: --observatory-watch-metric=',': no metric names",
+        ),
         (
             ["--deployment-url=mock?failure_rate=abc"],
             "ERROR: --deployment-url='mock?failure_rate=abc': *failure_rate*",

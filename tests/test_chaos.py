@@ -198,6 +198,7 @@ KNOB_SAMPLES = {
     "health_fail_after": "1m",
     "model_missing_after": "90s",
     "embedding_dim_change_after": "2",
+    "leak": "4KiB/request",
 }
 
 

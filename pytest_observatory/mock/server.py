@@ -36,6 +36,9 @@ HEALTH_PATHS: dict[str, object] = {
 SHRUNK_EMBEDDING_DIMENSION = 4  # the dimension after ``embedding_dim_change_after``
 
 
+_NOT_TRAFFIC = frozenset({"/mock/stats", "/mock/requests", "/metrics"})
+
+
 class _EveryNth:
     """Deterministic fraction: event n fires iff floor((n+1)·rate) > floor(n·rate), so a rate
     of 0.2 fails exactly the 5th, 10th, … request and tests can predict every count."""
@@ -93,11 +96,12 @@ class _Gateway:
         app.router.add_get("/mock/stats", self.stats_endpoint)
         app.router.add_get("/mock/requests", self.request_log.endpoint)
         app.on_response_prepare.append(self.request_log.on_response_prepare)
+        app.router.add_get("/metrics", self.metrics)
         return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/mock/stats":
+        if request.path in _NOT_TRAFFIC:  # the mock's own pages: neither counted nor keyed
             return await handler(request)
         self.requests += 1
         expected = self.settings.api_key
@@ -120,6 +124,13 @@ class _Gateway:
 
     async def stats_endpoint(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(asdict(self.stats()))
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        from .metrics import CONTENT_TYPE, metrics_page  # prometheus-client: on first use only
+
+        elapsed_s = time.monotonic() - self.started_at
+        page = metrics_page(self.settings, self.requests, elapsed_s)
+        return web.Response(body=page, headers={"Content-Type": CONTENT_TYPE})
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         created = int(time.time())

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..durations import parse_duration
+from ..sizes import SizeRate, parse_size, parse_size_rate
 
 DEFAULT_MODELS = ("mock-gpt-4o", "mock-gpt-4o-mini")
 STREAM_FAULTS = ("", "stall", "truncate", "malformed", "error")
@@ -74,6 +75,7 @@ class MockSettings:
     model_missing_after_s: float = 0.0
     # ... or after that many embeddings answers (0: never).
     embedding_dim_change_after: int = 0
+    leak: SizeRate | None = None  # simulated memory growth of /metrics (mock/metrics.py)
 
     def __post_init__(self) -> None:
         for name in (
@@ -170,18 +172,9 @@ def _count(text: str) -> int:
     return int(text)
 
 
-_SIZE_UNITS = {"kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2, "b": 1}
-
-
 def _size(text: str) -> int:
     """Bytes: ``32000000``, ``32MB``, ``512KiB``."""
-    compact = text.strip().lower()
-    for unit, factor in _SIZE_UNITS.items():
-        if compact.endswith(unit) and compact[: -len(unit)].isdigit():
-            return int(compact[: -len(unit)]) * factor
-    if compact.isdigit():
-        return int(compact)
-    raise ValueError("expected a size in bytes such as 32MB, 512KiB or 1000")
+    return int(parse_size(text))
 
 
 def parse_models(text: str) -> tuple[str, ...]:
@@ -237,6 +230,7 @@ KNOBS: tuple[Knob, ...] = (
         _count,
         "embeddings shrink from 8 to 4 dimensions after N answers (0: never)",
     ),
+    Knob("leak", "leak", parse_size_rate, "/metrics memory grows by SIZE/s|min|h|request"),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 # Knobs whose values may be shown: everything but the key the mock requires.

@@ -19,6 +19,7 @@ from ..redact import scrub_data
 from ..result import JSON, CheckResult, utc_iso
 from ..usage import tokens_line
 from .json_report import JsonReport
+from .resource_text import resource_charts, resource_lines
 from .svg import Series, line_chart
 
 COLOURS = {
@@ -128,6 +129,10 @@ def _check_section(index: int, check: JSON) -> str:
         parts.append(_baseline(check["baseline"]))
     parts.extend(f"<p>note: {_e(note)}</p>" for note in check.get("notes", []))
     parts.extend(_charts(check))
+    if check.get("resources"):
+        parts.extend(f"<p>{_e(line)}</p>" for line in resource_lines(check["resources"]))
+        charts = resource_charts(check["resources"], check["duration_s"])
+        parts.extend(f'<div class="plot">{chart}</div>' for chart in charts)
     if check["models"]:
         parts.append(
             _table(

@@ -10,6 +10,7 @@ from ..sequential import StopDecision
 from ..usage import sum_tokens, tokens_line
 from .failure_text import onset_lines
 from .load_table import load_lines
+from .resource_text import resource_lines
 
 QUIETEST_SHOWN = -1  # shown with -q, like pytest's own summaries; -qq hides it
 HEADER = (
@@ -55,6 +56,9 @@ class TerminalSummary:
                 write(f"{'':<12} baseline: {result.baseline['summary']}")
             if result.tokens:
                 write(f"{'':<12} {tokens_line(result.tokens)}")
+            if result.resources:
+                for line in resource_lines(result.resources):
+                    write(f"{'':<12} {line}")
             for note in result.notes:
                 write(f"{'':<12} note: {note}", yellow=True)
         session_tokens = sum_tokens(result.tokens for result in self._results)
