@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import httpx
 
+from . import contract
 from .errors import DeploymentError, DeploymentHTTPError
 from .loop import SessionLoop
 from .observe import StreamResult, current_observer
@@ -88,6 +89,11 @@ class AsyncDeployment:
         self._timeout_s = DEFAULT_TIMEOUT_S
         self._timeout = aiohttp_timeout(DEFAULT_TIMEOUT_S)
         self._deadline = aiohttp_timeout(DEFAULT_TIMEOUT_S, whole_request=True)
+        self._validate = False
+
+    def set_validation(self, on: bool) -> None:
+        """The check's ``validate`` marker argument: the helpers' default while it runs."""
+        self._validate = on
 
     def set_request_timeout(self, seconds: float) -> None:
         """Checks run one after another in a process, so each sets the shared timeout."""
@@ -96,16 +102,24 @@ class AsyncDeployment:
         self._deadline = aiohttp_timeout(seconds, whole_request=True)
         set_request_timeout(self.client, seconds)
 
-    async def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
-        """POST /v1/chat/completions; returns the parsed completion."""
+    async def chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
+        """POST /v1/chat/completions; returns the parsed completion. ``validate``: check it
+        against the API's contract (None: the check's ``validate`` marker argument)."""
         body = {"model": model, "messages": _messages(prompt), **params}
         reply = await self.request_json("POST", "chat/completions", body)
+        if self._validating(validate):
+            contract.validate("chat.completion", reply)
         if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
             raise DeploymentError("chat completion without a 'choices' list")
         return reply
 
-    async def stream_chat(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
-        """POST /v1/chat/completions with ``stream: true``, parsed as the chunks arrive."""
+    async def stream_chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> StreamResult:
+        """POST /v1/chat/completions with ``stream: true``, parsed as the chunks arrive (and
+        each checked against the contract as it arrives, with ``validate``)."""
         body = {
             "model": model,
             "messages": _messages(prompt),
@@ -114,6 +128,7 @@ class AsyncDeployment:
             **params,
         }
         self._require_session_loop()
+        checker = contract.stream_contract("chat") if self._validating(validate) else None
         watch = Stopwatch()
         await self._pool.acquire(watch)
         try:
@@ -141,7 +156,7 @@ class AsyncDeployment:
                             f"stream from /v1/chat/completions (HTTP {response.status}) is "
                             f"{response.content_type}, not {EVENT_STREAM}: {raw!r}"
                         )
-                    reader = _StreamReader(watch, self._timeout_s)
+                    reader = _StreamReader(watch, self._timeout_s, checker)
                     try:
                         await reader.read(response)
                     finally:
@@ -154,18 +169,24 @@ class AsyncDeployment:
             observer.stream_done(result)
         return result
 
-    async def models(self) -> list[str]:
+    async def models(self, *, validate: bool | None = None) -> list[str]:
         """GET /v1/models; returns the model ids."""
         reply = await self.request_json("GET", "models")
+        if self._validating(validate):
+            contract.validate("models", reply)
         data = reply.get("data") if isinstance(reply, dict) else None
         if not isinstance(data, list):
             raise DeploymentError("model list without a 'data' list")
         return [str(entry.get("id")) for entry in data if isinstance(entry, dict)]
 
-    async def embeddings(self, model: str, input: str | Sequence[str]) -> JSONObject:
+    async def embeddings(
+        self, model: str, input: str | Sequence[str], *, validate: bool | None = None
+    ) -> JSONObject:
         """POST /v1/embeddings; returns the parsed answer."""
         text = input if isinstance(input, str) else list(input)
         reply = await self.request_json("POST", "embeddings", {"model": model, "input": text})
+        if self._validating(validate):
+            contract.validate("embeddings", reply, inputs=1 if isinstance(text, str) else len(text))
         if not isinstance(reply, dict) or not isinstance(reply.get("data"), list):
             raise DeploymentError("embeddings answer without a 'data' list")
         return reply
@@ -222,6 +243,9 @@ class AsyncDeployment:
             **options,
         }
 
+    def _validating(self, validate: bool | None) -> bool:
+        return self._validate if validate is None else validate
+
     def _require_session_loop(self) -> None:
         if asyncio.get_running_loop() is not self._loop.loop:
             raise RuntimeError(
@@ -233,9 +257,12 @@ class AsyncDeployment:
 class _StreamReader:
     """Incremental SSE parsing of a chat completion stream, timing each content chunk."""
 
-    def __init__(self, watch: Stopwatch, timeout_s: float) -> None:
+    def __init__(
+        self, watch: Stopwatch, timeout_s: float, checker: contract.StreamContract | None = None
+    ) -> None:
         self._watch = watch
         self._timeout_s = timeout_s
+        self._contract = checker
         self._text: list[str] = []
         self._content_times: list[int] = []
         self._data: list[str] = []
@@ -264,6 +291,8 @@ class _StreamReader:
                 f"stream cut off after {self.chunks} chunks: {type(exc).__name__}",
                 "stream_truncated",
             ) from None
+        if self._contract is not None:
+            self._contract.end(self.done)  # a clean end without [DONE] breaks the contract
         if not self.done:
             raise StreamError(
                 f"stream ended without [DONE] after {self.chunks} chunks", "stream_truncated"
@@ -327,6 +356,8 @@ class _StreamReader:
                 self._content_times.append(time.perf_counter_ns())
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+        if self._contract is not None:  # after the timing: checking costs no token its time
+            self._contract.event(chunk)
 
     def result(self) -> StreamResult:
         times = self._content_times
@@ -383,17 +414,23 @@ class SyncDeployment:
             transport=SyncTransport(AiohttpTransport(self._pool), self._loop),
         )
 
-    def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
-        return self._loop.run(self._async.chat(model, prompt, **params))
+    def chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
+        return self._loop.run(self._async.chat(model, prompt, validate=validate, **params))
 
-    def stream_chat(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
-        return self._loop.run(self._async.stream_chat(model, prompt, **params))
+    def stream_chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> StreamResult:
+        return self._loop.run(self._async.stream_chat(model, prompt, validate=validate, **params))
 
-    def models(self) -> list[str]:
-        return self._loop.run(self._async.models())
+    def models(self, *, validate: bool | None = None) -> list[str]:
+        return self._loop.run(self._async.models(validate=validate))
 
-    def embeddings(self, model: str, input: str | Sequence[str]) -> JSONObject:
-        return self._loop.run(self._async.embeddings(model, input))
+    def embeddings(
+        self, model: str, input: str | Sequence[str], *, validate: bool | None = None
+    ) -> JSONObject:
+        return self._loop.run(self._async.embeddings(model, input, validate=validate))
 
     def request_json(self, method: str, path: str, body: JSONObject | None = None) -> Any:
         return self._loop.run(self._async.request_json(method, path, body))

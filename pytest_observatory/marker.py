@@ -21,9 +21,9 @@ MARKER_HELP = (
     "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
     "max_ttft_p95=None, fail_fast=None, on_duplicate=None, stages=None, sweep=None, step=None, "
-    "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None): run the test "
-    "body as a probe again and again for `duration`, keeping `concurrency` probes in flight "
-    "(or starting `rate` per second), and judge the run."
+    "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None, validate=False): "
+    "run the test body as a probe again and again for `duration`, keeping `concurrency` "
+    "probes in flight (or starting `rate` per second), and judge the run."
 )
 MAX_CONCURRENCY = 4096
 MAX_RATE = 100_000.0
@@ -78,6 +78,7 @@ class CheckSpec:
     load: str = "concurrency"  # what stages' targets and sweep levels count
     stop_on_saturation: bool = False
     max_recovery_p95_ratio: float | None = None
+    validate: bool = False  # the deployment helpers check answers against the API contract
 
     @property
     def open_loop(self) -> bool:
@@ -151,6 +152,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
         fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
         on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
+        validate=_validate(kwargs.get("validate", False)),
         **({} if shaped is None else shaped.fields),
     )
 
@@ -180,6 +182,7 @@ _KNOWN = frozenset(
         "load",
         "stop_on_saturation",
         "max_recovery_p95_ratio",
+        "validate",
     }
 )
 
@@ -379,6 +382,12 @@ def _fail_fast(value: object, session: bool) -> bool:
         return session
     if not isinstance(value, bool):
         raise MarkerError(f"fail_fast={value!r}: expected True or False")
+    return value
+
+
+def _validate(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise MarkerError(f"validate={value!r}: expected True or False")
     return value
 
 

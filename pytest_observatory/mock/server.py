@@ -15,14 +15,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
+from .contract_faults import break_answer, break_stream
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Answer = TypeVar("_Answer")
 DEFAULT_MAX_TOKENS = 16
 STREAM_ERROR = "mock stream error (injected)"
 
@@ -61,6 +63,7 @@ class _Gateway:
         self._chaos = ChaosDraw(settings)
         self._failures = _EveryNth(settings.failure_rate)
         self._stream_faults = _EveryNth(settings.stream_fault_rate)
+        self._contract_faults = _EveryNth(settings.contract_fault_rate)
         self._burst_model = settings.burst_model or settings.models[0]
         self._capacity = asyncio.Semaphore(settings.capacity) if settings.capacity else None
         self.started_at = time.monotonic()  # reset when the server starts listening
@@ -101,7 +104,7 @@ class _Gateway:
             {"id": m, "object": "model", "created": created, "owned_by": "mock"}
             for m in self.settings.models
         ]
-        return web.json_response({"object": "list", "data": data})
+        return web.json_response(self._broken_answer({"object": "list", "data": data}))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body, problem, fault = await self._model_request(request, required="messages")
@@ -143,6 +146,7 @@ class _Gateway:
         self, request: web.Request, fault: str | None, payload: dict[str, Any]
     ) -> web.StreamResponse:
         """A JSON answer, padded (``huge``) or trickled (``trickle``) when chaos says so."""
+        payload = self._broken_answer(payload)
         if fault is None:
             return web.json_response(payload)
         body = json.dumps(payload).encode()
@@ -181,7 +185,7 @@ class _Gateway:
         ]
         if include_usage:
             events.append({**chunk({}), "choices": [], "usage": usage})
-        lines = [_event(event) for event in events] + [b"data: [DONE]\n\n"]
+        lines = self._broken_stream([_event(event) for event in events] + [b"data: [DONE]\n\n"])
         settings = self.settings
         if chaos is not None:  # huge: one huge (valid) event; trickle: the whole body, slowly
             if chaos == "huge":
@@ -277,6 +281,19 @@ class _Gateway:
         self.chaos[fault] += 1
         stream = bool(body.get("stream")) and required == "messages"
         return body, await replace_answer(request, fault, self.settings, stream), fault
+
+    def _broken_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return self._contract(answer, break_answer(answer, self.settings.contract_fault))
+
+    def _broken_stream(self, lines: list[bytes]) -> list[bytes]:
+        return self._contract(lines, break_stream(lines, self.settings.contract_fault))
+
+    def _contract(self, answer: _Answer, broken: _Answer | None) -> _Answer:
+        """The broken answer, for the contract fault's share of the answers it concerns."""
+        if broken is None or not self._contract_faults.fire():
+            return answer
+        self.failures_injected += 1
+        return broken
 
     def _in_burst(self, model: str) -> bool:
         every = self.settings.burst_every_s
