@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import httpx
 
-from . import contract
+# Names, not ``from . import contract``: that reads the package's attribute, which outlives a
+# re-import of the module (pytester's in-process runs drop the modules they imported).
+from .contract import StreamContract, stream_contract
+from .contract import validate as check_contract
 from .errors import DeploymentError, DeploymentHTTPError
 from .loop import SessionLoop
 from .observe import StreamResult, current_observer
@@ -110,7 +113,7 @@ class AsyncDeployment:
         body = {"model": model, "messages": _messages(prompt), **params}
         reply = await self.request_json("POST", "chat/completions", body)
         if self._validating(validate):
-            contract.validate("chat.completion", reply)
+            check_contract("chat.completion", reply)
         if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
             raise DeploymentError("chat completion without a 'choices' list")
         return reply
@@ -128,7 +131,7 @@ class AsyncDeployment:
             **params,
         }
         self._require_session_loop()
-        checker = contract.stream_contract("chat") if self._validating(validate) else None
+        checker = stream_contract("chat") if self._validating(validate) else None
         watch = Stopwatch()
         await self._pool.acquire(watch)
         try:
@@ -173,7 +176,7 @@ class AsyncDeployment:
         """GET /v1/models; returns the model ids."""
         reply = await self.request_json("GET", "models")
         if self._validating(validate):
-            contract.validate("models", reply)
+            check_contract("models", reply)
         data = reply.get("data") if isinstance(reply, dict) else None
         if not isinstance(data, list):
             raise DeploymentError("model list without a 'data' list")
@@ -186,7 +189,7 @@ class AsyncDeployment:
         text = input if isinstance(input, str) else list(input)
         reply = await self.request_json("POST", "embeddings", {"model": model, "input": text})
         if self._validating(validate):
-            contract.validate("embeddings", reply, inputs=1 if isinstance(text, str) else len(text))
+            check_contract("embeddings", reply, inputs=1 if isinstance(text, str) else len(text))
         if not isinstance(reply, dict) or not isinstance(reply.get("data"), list):
             raise DeploymentError("embeddings answer without a 'data' list")
         return reply
@@ -258,7 +261,7 @@ class _StreamReader:
     """Incremental SSE parsing of a chat completion stream, timing each content chunk."""
 
     def __init__(
-        self, watch: Stopwatch, timeout_s: float, checker: contract.StreamContract | None = None
+        self, watch: Stopwatch, timeout_s: float, checker: StreamContract | None = None
     ) -> None:
         self._watch = watch
         self._timeout_s = timeout_s

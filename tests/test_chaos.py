@@ -195,6 +195,8 @@ KNOB_SAMPLES = {
     "chaos_models": "a",
     "seed": "42",
     "capacity": "8",
+    "contract_fault": "usage_sum",
+    "contract_fault_rate": "0.5",
 }
 
 
