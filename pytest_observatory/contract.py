@@ -366,13 +366,14 @@ def _strict(kind: str, payload: object, path: str = "") -> None:
 
 
 def _event(kind: str, payload: object) -> None:
-    """By the event's ``type``: a union of 50-odd event types validated as one would report a
-    mismatch for every member (and try each of them, for every event of every stream)."""
+    """Against the model its ``type`` names: the SDK's union of 50-odd event types, validated
+    as one, would try every member for every event and report every member's mismatch."""
     if not isinstance(payload, dict):
         _violation(kind, f"body = {_excerpt(payload)}: expected an object")
-    model = _event_types(kind).get(payload.get("type"))  # type: ignore[arg-type]
+    name = payload.get("type")
+    model = _event_types(kind).get(name) if isinstance(name, str) else None
     if model is None:
-        _violation(kind, f"{_shown(payload, 'type')}: not an event type")
+        _violation(kind, _shown(payload, "type") + ("" if name is None else " is no event type"))
     try:
         model.model_validate(payload, strict=True)
     except _validation_error() as exc:

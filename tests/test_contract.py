@@ -284,8 +284,10 @@ def choice(payload: JSONObject) -> JSONObject:
         (
             "response.event",
             {"type": "response.output_txt.delta", "sequence_number": 1},
-            "response.event: type = 'response.output_txt.delta': not an event type",
+            "response.event: type = 'response.output_txt.delta' is no event type",
         ),
+        ("response.event", {"sequence_number": 1}, "response.event: type is missing"),
+        ("response.event", {"type": ["a"]}, "response.event: type = ['a'] is no event type"),
         (
             "message.event",
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta"}},
