@@ -221,8 +221,9 @@ class StreamContract:
 
 class ChatStreamContract(StreamContract):
     """``data: [DONE]`` ends the stream; every chunk carries the same ``id`` ("each chunk has
-    the same ID", the API reference says); the last chunk with choices has a
-    ``finish_reason``."""
+    the same ID", the API reference says); every choice gets a ``finish_reason``, and no content
+    after it. (Not "in the last chunk with choices": LiteLLM's usage chunk repeats the choice
+    with an empty delta and no reason, which the SDKs read without complaint.)"""
 
     kind = "chat.completion.chunk"
     terminator = "data: [DONE]"
@@ -230,26 +231,29 @@ class ChatStreamContract(StreamContract):
     def __init__(self) -> None:
         super().__init__()
         self._id: str | None = None
-        self._last_choices: tuple[int, list[Any]] | None = None
+        self._finished: dict[int, bool] = {}  # choice index -> its finish_reason arrived
 
     def _track(self, payload: dict[str, Any]) -> None:
         if self._id is None:
             self._id = payload["id"]
         elif payload["id"] != self._id:
             self._fail(f"id = {_excerpt(payload['id'])} differs from the first chunk's")
-        if payload["choices"]:
-            self._last_choices = (self.events, payload["choices"])
+        for i, choice in enumerate(payload["choices"]):
+            index, delta = choice["index"], choice["delta"]
+            if self._finished.get(index) and (delta.get("content") or delta.get("tool_calls")):
+                self._fail(f"choices[{i}].delta: content after index {index}'s finish_reason")
+            finished = choice.get("finish_reason") is not None
+            self._finished[index] = self._finished.get(index, False) or finished
 
     def _complete(self) -> None:
-        if self._last_choices is None:
+        if not self._finished:
             raise ContractViolation(f"{self.kind} stream", "no chunk with choices")
-        number, choices = self._last_choices
-        for i, choice in enumerate(choices):
-            if choice.get("finish_reason") is None:
-                raise ContractViolation(
-                    f"{self.kind} {number}",
-                    f"choices[{i}].finish_reason = None in the last chunk with choices",
-                )
+        unfinished = sorted(index for index, done in self._finished.items() if not done)
+        if unfinished:
+            raise ContractViolation(
+                f"{self.kind} stream",
+                f"choices[].finish_reason: none for index {unfinished[0]} in {self.events} chunks",
+            )
 
 
 class ResponsesStreamContract(StreamContract):

@@ -376,7 +376,13 @@ def with_event(
             "chat",
             with_event(chunks(), 2, lambda c: c["choices"][0].update(finish_reason=None)),
             True,
-            "chat.completion.chunk 3: choices[0].finish_reason = None in the last chunk with*",
+            "chat.completion.chunk stream: choices[].finish_reason: none for index 0 in 4 chunks",
+        ),
+        (
+            "chat",
+            [*chunks()[:3], chunks()[1]],
+            True,
+            "chat.completion.chunk 4: choices[0].delta: content after index 0's finish_reason",
         ),
         (
             "chat",
@@ -443,6 +449,13 @@ def test_a_broken_stream_names_the_event_and_the_field(
     assert like(str(caught.value), message), str(caught.value)
 
 
+def test_a_trailing_choice_without_a_reason_passes_as_litellm_sends_it() -> None:
+    """LiteLLM's usage chunk repeats the choice (empty delta, no finish_reason)."""
+    *head, usage = chunks()
+    usage["choices"] = [{"index": 0, "delta": {}, "finish_reason": None}]
+    run_stream("chat", [*head, usage])
+
+
 def test_unknown_message_events_pass_as_anthropic_asks() -> None:
     """Anthropic's versioning policy: new event types may appear; clients pass over them."""
     events = message_events()
@@ -474,7 +487,7 @@ FAULT_CASES = {
 }
 STREAM_CASES = {
     "finish_reason": "chat.completion.chunk *: choices[0].finish_reason = 'banana' is not one*",
-    "no_finish": "chat.completion.chunk *: choices[0].finish_reason = None in the last chunk*",
+    "no_finish": "chat.completion.chunk stream: choices[].finish_reason: none for index 0 in *",
     "missing_id": "chat.completion.chunk 1: id is missing",
     "created_type": "chat.completion.chunk 1: created = '*': input should be a valid integer",
     "role": "chat.completion.chunk 1: choices[0].delta.role = 'bot' is not one of developer*",
