@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .catalog import LIST, Suite, SuiteNotFound, find_suites
 from .durations import parse_duration
 from .history.compare import RegressionLimit, parse_max_regression
 from .locks import parse_lock_url
@@ -26,6 +27,7 @@ MOCK_URL = "mock"
 DEFAULT_MAX_CONCURRENT = 5
 ON_DUPLICATE_CHOICES = ("skip", "fail", "wait")
 DEFAULT_LOCK_DIR = Path(tempfile.gettempdir(), "pytest-observatory")
+DEFAULT_HEALTH_PATH = "/health/liveliness"  # LiteLLM's; vLLM's is /health
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,22 @@ MODELS = _Option(
     "OBSERVATORY_MODELS",
     "comma-separated models that checks cycle through when their marker names none",
     "M1,M2",
+)
+EMBEDDING_MODELS = _Option(
+    "--embedding-models",
+    "observatory_embedding_models",
+    "OBSERVATORY_EMBEDDING_MODELS",
+    "comma-separated embedding models that checks taking `embedding_model` cycle through "
+    "(against 'mock': its models)",
+    "M1,M2",
+)
+HEALTH_PATH = _Option(
+    "--deployment-health-path",
+    "observatory_deployment_health_path",
+    "OBSERVATORY_DEPLOYMENT_HEALTH_PATH",
+    f"the gateway's health route, at its root, that deployment.health() asks (default "
+    f"{DEFAULT_HEALTH_PATH}, LiteLLM's; vLLM's is /health)",
+    "PATH",
 )
 DURATION = _Option(
     "--observatory-duration",
@@ -186,6 +204,15 @@ ON_DUPLICATE = _Option(
     "what a check does when the same check already runs: skip (default), fail, or wait for it",
     "skip|fail|wait",
 )
+SUITE = _Option(
+    "--observatory-suite",
+    "observatory_suite",
+    "OBSERVATORY_SUITE",
+    "collect the named bundled suite(s), from any directory without paths: a name such as "
+    "oai_azure_release or its alias TestOAIAzureRelease, a comma list, or 'all'; repeatable; "
+    "'list' prints the catalog",
+    "NAME",
+)
 ALL_OPTIONS = (
     DEPLOYMENT_URL,
     API_KEY,
@@ -206,8 +233,12 @@ ALL_OPTIONS = (
     LOCK_URL,
     MAX_CONCURRENT,
     ON_DUPLICATE,
+    EMBEDDING_MODELS,
+    HEALTH_PATH,
+    SUITE,
 )
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
+REPEATABLE_OPTIONS = frozenset({SUITE})
 TRUE_TEXTS = ("1", "true", "yes", "on")
 FALSE_TEXTS = ("0", "false", "no", "off")
 SLACK_ON_CHOICES = ("always", "failures")
@@ -217,9 +248,11 @@ DEFAULT_PROGRESS_S = 60.0
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("observatory", "long-running checks against an LLM deployment")
     for option in ALL_OPTIONS:
-        value = (
+        value: dict[str, str] = (
             {"action": "store_true"} if option in BOOLEAN_OPTIONS else {"metavar": option.metavar}
         )
+        if option in REPEATABLE_OPTIONS:
+            value["action"] = "append"
         group.addoption(
             option.flag,
             dest=_dest(option),
@@ -262,6 +295,9 @@ class Settings:
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     on_duplicate: str = "skip"
+    embedding_models: tuple[str, ...] = ()
+    health_path: str = DEFAULT_HEALTH_PATH
+    suites: tuple[Suite, ...] = ()  # bundled suites to collect (--observatory-suite)
 
     @property
     def uses_mock(self) -> bool:
@@ -297,14 +333,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     api_key = _raw(config, API_KEY)[0]
     url, source = _raw(config, DEPLOYMENT_URL)
     mock, target = (None, None) if url is None else _check_url(url, source, api_key)
-    models_text, source = _raw(config, MODELS)
-    models: tuple[str, ...] = ()
-    if models_text is not None:
-        models = tuple(name.strip() for name in models_text.split(",") if name.strip())
-        if not models:
-            raise pytest.UsageError(f"{source}={models_text!r}: no model names in the list")
-    elif mock is not None:
-        models = mock.models
+    models = _model_list(config, MODELS, mock)
     duration_text, source = _raw(config, DURATION)
     override: float | None = None
     if duration_text is not None:
@@ -314,6 +343,16 @@ def resolve_settings(config: pytest.Config) -> Settings:
     max_connections = _count(config, MAX_CONNECTIONS)
     fail_fast = _boolean(*_raw(config, FAIL_FAST))
     reporting = _reporting_settings(config)
+    suites_text, source = _raw(config, SUITE)
+    suites: tuple[Suite, ...] = ()
+    if suites_text is not None:
+        names = [name for name in suites_text.split(",") if name.strip()]
+        if not names:
+            raise pytest.UsageError(f"{source}={suites_text!r}: no suite names in the list")
+        try:
+            suites = find_suites(names)
+        except SuiteNotFound as exc:
+            raise pytest.UsageError(f"{source}={suites_text!r}: {exc}, 'all' or 'list'") from None
     return Settings(
         deployment_url=url,
         api_key=api_key,
@@ -322,12 +361,46 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_path=report_path,
         max_connections=max_connections,
         fail_fast=fail_fast,
+        suites=suites,
         mock=mock,
         target=target,
         **_history_settings(config),
         **reporting,
         **_coordination_settings(config),
+        **_api_settings(config, mock),
     )
+
+
+def _model_list(
+    config: pytest.Config, option: _Option, mock: MockSettings | None
+) -> tuple[str, ...]:
+    """A comma list of models; unset against the mock, its models."""
+    text, source = _raw(config, option)
+    if text is None:
+        return mock.models if mock is not None else ()
+    models = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not models:
+        raise pytest.UsageError(f"{source}={text!r}: no model names in the list")
+    return models
+
+
+def _api_settings(config: pytest.Config, mock: MockSettings | None) -> dict[str, Any]:
+    """The embedding models and the health route the API helpers and suites use."""
+    path, source = _raw(config, HEALTH_PATH)
+    if path is not None and (not path.startswith("/") or "://" in path or "?" in path):
+        raise pytest.UsageError(
+            f"{source}={path!r}: expected a path at the gateway's root, e.g. /health"
+        )
+    return {
+        "embedding_models": _model_list(config, EMBEDDING_MODELS, mock),
+        "health_path": path or DEFAULT_HEALTH_PATH,
+    }
+
+
+def suite_listing_requested(config: pytest.Config) -> bool:
+    """`--observatory-suite=list` (or its env/ini twin): print the catalog, run nothing."""
+    text = _raw(config, SUITE)[0]
+    return text is not None and text.lower() == LIST
 
 
 def _history_settings(config: pytest.Config) -> dict[str, Any]:
@@ -434,6 +507,8 @@ def _dest(option: _Option) -> str:
 def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     """The value and where it came from (flag, env var or ini key), for error messages."""
     value = config.getoption(_dest(option))
+    if isinstance(value, list):  # a repeatable option: its values as one comma list
+        value = ",".join(value)
     if value is True:  # a boolean flag given on the command line
         return "true", option.flag
     if isinstance(value, str) and value.strip():

@@ -11,7 +11,10 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+from .apis import StreamEvents, sse
 
 JSONObject = dict[str, Any]
 DONE = b"data: [DONE]\n\n"
@@ -106,7 +109,7 @@ def _stream_finish(reason: str | None) -> Callable[[list[bytes]], None]:
     def breaks(lines: list[bytes]) -> None:
         i, chunk = _with_choices(lines)[-1]
         chunk["choices"][0]["finish_reason"] = reason
-        lines[i] = _event(chunk)
+        lines[i] = sse(chunk)
 
     return breaks
 
@@ -115,7 +118,7 @@ def _first_chunk(change: Callable[[JSONObject], None]) -> Callable[[list[bytes]]
     def breaks(lines: list[bytes]) -> None:
         i, chunk = _chunks(lines)[0]
         change(chunk)
-        lines[i] = _event(chunk)
+        lines[i] = sse(chunk)
 
     return breaks
 
@@ -123,14 +126,14 @@ def _first_chunk(change: Callable[[JSONObject], None]) -> Callable[[list[bytes]]
 def _chunk_type(lines: list[bytes]) -> None:
     i, chunk = _with_choices(lines)[1]  # a content chunk, after the one with the role
     chunk["object"] = "chat.completion"
-    lines[i] = _event(chunk)
+    lines[i] = sse(chunk)
 
 
 def _stream_usage_sum(lines: list[bytes]) -> None:
     for i, chunk in _chunks(lines):
         if chunk.get("usage"):
             _usage_sum(chunk)
-            lines[i] = _event(chunk)
+            lines[i] = sse(chunk)
 
 
 def _no_done(lines: list[bytes]) -> None:
@@ -153,16 +156,16 @@ STREAM_FAULTS: dict[str, Callable[[list[bytes]], None]] = {
 }
 
 
-def break_stream(lines: list[bytes], fault: str) -> list[bytes] | None:
-    """The stream's event lines with ``fault``'s field broken; None if the fault does not
-    concern streams."""
+def break_stream(events: StreamEvents, fault: str) -> StreamEvents | None:
+    """The stream with ``fault``'s field broken; None if the fault does not concern it (it
+    concerns chat streams, whose events are unnamed ``data:`` lines)."""
     breaks = STREAM_FAULTS.get(fault)
-    if breaks is None:
+    lines = [*events.head, *events.deltas, *events.tail]
+    if breaks is None or not _chunks(lines):
         return None
-    broken = list(lines)
-    breaks(broken)
-    return broken
+    breaks(lines)  # changes lines in place; only no_done drops one, the last of the tail
+    ends = (len(events.head), len(events.head) + len(events.deltas))
+    return replace(
+        events, head=lines[: ends[0]], deltas=lines[ends[0] : ends[1]], tail=lines[ends[1] :]
+    )
 
-
-def _event(chunk: JSONObject) -> bytes:
-    return f"data: {json.dumps(chunk)}\n\n".encode()

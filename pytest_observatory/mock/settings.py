@@ -52,6 +52,10 @@ class MockSettings:
     mock saturates at a known concurrency (``capacity / latency`` requests per second).
     ``contract_fault``: one field of a ``contract_fault_rate`` share of the answers it concerns
     is broken (:data:`CONTRACT_FAULTS`), every n-th like ``failure_rate``.
+    ``health_fail_after``, ``model_missing_after``: from that long after the start, the health
+    routes answer 503, /v1/models leaves out the last model; ``embedding_dim_change_after``:
+    after that many embeddings answers, vectors have 4 dimensions instead of 8 (what a bad
+    redeploy looks like).
     """
 
     latency_s: float = 0.0
@@ -82,6 +86,11 @@ class MockSettings:
     capacity: int = 0  # requests served at once (0: no limit); the rest queue
     contract_fault: str = ""
     contract_fault_rate: float = 1.0
+    # Faults of a redeployed gateway, from that many seconds after the start (0: never)...
+    health_fail_after_s: float = 0.0
+    model_missing_after_s: float = 0.0
+    # ... or after that many embeddings answers (0: never).
+    embedding_dim_change_after: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -91,6 +100,8 @@ class MockSettings:
             "token_rate",
             "trickle_time_s",
             "retry_after_s",
+            "health_fail_after_s",
+            "model_missing_after_s",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -239,6 +250,24 @@ KNOBS: tuple[Knob, ...] = (
         "contract_fault", "contract_fault", str, "one field broken: " + ", ".join(CONTRACT_FAULTS)
     ),
     Knob("contract_fault_rate", "contract_fault_rate", _number, "share of answers it breaks (1)"),
+    Knob(
+        "health_fail_after",
+        "health_fail_after_s",
+        parse_duration,
+        "health routes answer 503 from this long after the start (0: never)",
+    ),
+    Knob(
+        "model_missing_after",
+        "model_missing_after_s",
+        parse_duration,
+        "/v1/models leaves out the last model from this long after the start (0: never)",
+    ),
+    Knob(
+        "embedding_dim_change_after",
+        "embedding_dim_change_after",
+        _count,
+        "embeddings shrink from 8 to 4 dimensions after N answers (0: never)",
+    ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 # Knobs whose values may be shown: everything but the key the mock requires.
