@@ -500,6 +500,10 @@ CALLS = {
     "stream_chat": 'await deployment.stream_chat(model, "hello", max_tokens=3)',
     "embeddings": 'await deployment.embeddings(model, ["a", "b"])',
     "models": "await deployment.models()",
+    "responses": 'await deployment.responses(model, "hello", max_output_tokens=3)',
+    "stream_responses": 'await deployment.stream_responses(model, "hello", max_output_tokens=3)',
+    "messages": 'await deployment.messages(model, "hello", max_tokens=3)',
+    "stream_messages": 'await deployment.stream_messages(model, "hello", max_tokens=3)',
 }
 
 
