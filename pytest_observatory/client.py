@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import httpx
 
+# Names, not ``from . import contract``: that reads the package's attribute, which outlives a
+# re-import of the module (pytester's in-process runs drop the modules they imported).
+from .contract import StreamContract, stream_contract
+from .contract import validate as check_contract
 from .errors import DeploymentError, DeploymentHTTPError
 from .loop import SessionLoop
 from .observe import StreamResult, current_observer
@@ -98,6 +102,11 @@ class AsyncDeployment:
         self._timeout_s = DEFAULT_TIMEOUT_S
         self._timeout = aiohttp_timeout(DEFAULT_TIMEOUT_S)
         self._deadline = aiohttp_timeout(DEFAULT_TIMEOUT_S, whole_request=True)
+        self._validate = False
+
+    def set_validation(self, on: bool) -> None:
+        """The check's ``validate`` marker argument: the helpers' default while it runs."""
+        self._validate = on
 
     def set_request_timeout(self, seconds: float) -> None:
         """Checks run one after another in a process, so each sets the shared timeout."""
@@ -106,16 +115,23 @@ class AsyncDeployment:
         self._deadline = aiohttp_timeout(seconds, whole_request=True)
         set_request_timeout(self.client, seconds)
 
-    async def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
-        """POST /v1/chat/completions; returns the parsed completion."""
+    async def chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
+        """POST /v1/chat/completions; returns the parsed completion. ``validate``: check it
+        against the API's contract (None: the check's ``validate`` marker argument)."""
         body = {"model": model, "messages": _messages(prompt), **params}
         reply = await self.request_json("POST", "chat/completions", body)
+        self._check(validate, "chat.completion", reply)
         if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
             raise DeploymentError("chat completion without a 'choices' list")
         return reply
 
-    async def stream_chat(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
-        """POST /v1/chat/completions with ``stream: true``, parsed as the chunks arrive."""
+    async def stream_chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> StreamResult:
+        """POST /v1/chat/completions with ``stream: true``, parsed as the chunks arrive (and
+        each checked against the contract as it arrives, with ``validate``)."""
         body = {
             "model": model,
             "messages": _messages(prompt),
@@ -123,38 +139,49 @@ class AsyncDeployment:
             "stream_options": {"include_usage": True},
             **params,
         }
-        return await self._stream("chat/completions", body, ChatStream)
+        checker = self._stream_checker(validate, "chat")
+        return await self._stream("chat/completions", body, ChatStream, checker=checker)
 
-    async def responses(self, model: str, input: str | Messages, **params: Any) -> JSONObject:
+    async def responses(
+        self, model: str, input: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
         """POST /v1/responses (the OpenAI Responses API); returns the parsed ``response``."""
         body = {"model": model, "input": _input(input), **params}
         reply = await self.request_json("POST", "responses", body)
+        self._check(validate, "response", reply)
         if not isinstance(reply, dict) or not isinstance(reply.get("output"), list):
             raise DeploymentError("response without an 'output' list")
         return reply
 
     async def stream_responses(
-        self, model: str, input: str | Messages, **params: Any
+        self, model: str, input: str | Messages, *, validate: bool | None = None, **params: Any
     ) -> StreamResult:
         """POST /v1/responses with ``stream: true``: text deltas timed as they arrive."""
         body = {"model": model, "input": _input(input), "stream": True, **params}
-        return await self._stream("responses", body, ResponsesStream)
+        checker = self._stream_checker(validate, "responses")
+        return await self._stream("responses", body, ResponsesStream, checker=checker)
 
-    async def messages(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
+    async def messages(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
         """POST /v1/messages (the Anthropic Messages API); ``max_tokens`` defaults to 256."""
         body = {"model": model, "messages": _messages(prompt), **_max_tokens(params)}
         reply = await self._request_json("POST", "messages", body, _ANTHROPIC_HEADERS)
+        self._check(validate, "message", reply)
         if not isinstance(reply, dict) or not isinstance(reply.get("content"), list):
             raise DeploymentError("message without a 'content' list")
         return reply
 
     async def stream_messages(
-        self, model: str, prompt: str | Messages, **params: Any
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
     ) -> StreamResult:
         """POST /v1/messages with ``stream: true``: text deltas timed as they arrive."""
         body = {"model": model, "messages": _messages(prompt), "stream": True}
         body.update(_max_tokens(params))
-        return await self._stream("messages", body, MessagesStream, _ANTHROPIC_HEADERS)
+        checker = self._stream_checker(validate, "messages")
+        return await self._stream(
+            "messages", body, MessagesStream, _ANTHROPIC_HEADERS, checker=checker
+        )
 
     async def health(self, path: str | None = None) -> Any:
         """GET the gateway's health route (``--deployment-health-path``, at the root, not
@@ -171,8 +198,10 @@ class AsyncDeployment:
         body: JSONObject,
         reader_type: type[StreamReader],
         headers: dict[str, str] = _JSON_HEADERS,
+        checker: StreamContract | None = None,
     ) -> StreamResult:
-        """POST a streamed request to /v1/``path`` and read it with its API's reader."""
+        """POST a streamed request to /v1/``path`` and read it with its API's reader (and
+        ``checker``, the API's contract, event by event)."""
         shown = "/v1/" + path
         self._require_session_loop()
         watch = Stopwatch()
@@ -202,7 +231,7 @@ class AsyncDeployment:
                             f"stream from {shown} (HTTP {response.status}) is "
                             f"{response.content_type}, not {EVENT_STREAM}: {raw!r}"
                         )
-                    reader = reader_type(watch, self._timeout_s)
+                    reader = reader_type(watch, self._timeout_s, checker)
                     try:
                         await reader.read(response)
                     finally:
@@ -217,18 +246,23 @@ class AsyncDeployment:
             observer.stream_done(result)
         return result
 
-    async def models(self) -> list[str]:
+    async def models(self, *, validate: bool | None = None) -> list[str]:
         """GET /v1/models; returns the model ids."""
         reply = await self.request_json("GET", "models")
+        self._check(validate, "models", reply)
         data = reply.get("data") if isinstance(reply, dict) else None
         if not isinstance(data, list):
             raise DeploymentError("model list without a 'data' list")
         return [str(entry.get("id")) for entry in data if isinstance(entry, dict)]
 
-    async def embeddings(self, model: str, input: str | Sequence[str]) -> JSONObject:
+    async def embeddings(
+        self, model: str, input: str | Sequence[str], *, validate: bool | None = None
+    ) -> JSONObject:
         """POST /v1/embeddings; returns the parsed answer."""
         text = input if isinstance(input, str) else list(input)
         reply = await self.request_json("POST", "embeddings", {"model": model, "input": text})
+        inputs = 1 if isinstance(text, str) else len(text)
+        self._check(validate, "embeddings", reply, inputs)
         if not isinstance(reply, dict) or not isinstance(reply.get("data"), list):
             raise DeploymentError("embeddings answer without a 'data' list")
         return reply
@@ -300,6 +334,16 @@ class AsyncDeployment:
             **options,
         }
 
+    def _check(
+        self, validate: bool | None, kind: str, reply: Any, inputs: int | None = None
+    ) -> None:
+        if self._validate if validate is None else validate:
+            check_contract(kind, reply, inputs=inputs)
+
+    def _stream_checker(self, validate: bool | None, api: str) -> StreamContract | None:
+        """Made before the request is sent: its schemas' loading is timed as no token."""
+        return stream_contract(api) if (self._validate if validate is None else validate) else None
+
     def _require_session_loop(self) -> None:
         if asyncio.get_running_loop() is not self._loop.loop:
             raise RuntimeError(
@@ -336,32 +380,48 @@ class SyncDeployment:
             transport=SyncTransport(AiohttpTransport(self._pool), self._loop),
         )
 
-    def chat(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
-        return self._loop.run(self._async.chat(model, prompt, **params))
+    def chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
+        return self._loop.run(self._async.chat(model, prompt, validate=validate, **params))
 
-    def stream_chat(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
-        return self._loop.run(self._async.stream_chat(model, prompt, **params))
+    def stream_chat(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> StreamResult:
+        return self._loop.run(self._async.stream_chat(model, prompt, validate=validate, **params))
 
-    def models(self) -> list[str]:
-        return self._loop.run(self._async.models())
+    def models(self, *, validate: bool | None = None) -> list[str]:
+        return self._loop.run(self._async.models(validate=validate))
 
-    def embeddings(self, model: str, input: str | Sequence[str]) -> JSONObject:
-        return self._loop.run(self._async.embeddings(model, input))
+    def embeddings(
+        self, model: str, input: str | Sequence[str], *, validate: bool | None = None
+    ) -> JSONObject:
+        return self._loop.run(self._async.embeddings(model, input, validate=validate))
 
     def request_json(self, method: str, path: str, body: JSONObject | None = None) -> Any:
         return self._loop.run(self._async.request_json(method, path, body))
 
-    def responses(self, model: str, input: str | Messages, **params: Any) -> JSONObject:
-        return self._loop.run(self._async.responses(model, input, **params))
+    def responses(
+        self, model: str, input: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
+        return self._loop.run(self._async.responses(model, input, validate=validate, **params))
 
-    def stream_responses(self, model: str, input: str | Messages, **params: Any) -> StreamResult:
-        return self._loop.run(self._async.stream_responses(model, input, **params))
+    def stream_responses(
+        self, model: str, input: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> StreamResult:
+        call = self._async.stream_responses(model, input, validate=validate, **params)
+        return self._loop.run(call)
 
-    def messages(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
-        return self._loop.run(self._async.messages(model, prompt, **params))
+    def messages(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> JSONObject:
+        return self._loop.run(self._async.messages(model, prompt, validate=validate, **params))
 
-    def stream_messages(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
-        return self._loop.run(self._async.stream_messages(model, prompt, **params))
+    def stream_messages(
+        self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
+    ) -> StreamResult:
+        call = self._async.stream_messages(model, prompt, validate=validate, **params)
+        return self._loop.run(call)
 
     def health(self, path: str | None = None) -> Any:
         return self._loop.run(self._async.health(path))

@@ -56,6 +56,7 @@ def run_check(
         return with_resources(result, watch, spec.max_memory_growth_per_h)
 
     runtime.set_request_timeout(spec.request_timeout_s)
+    runtime.set_validation(spec.validate)
     executor = DaemonThreadPool(spec.concurrency, "observatory-probe")
     probe = _make_probe(item, executor, runtime)
     recorder = CheckRecorder(spec.window_s, spec.duration_s, runtime.redact)

@@ -23,9 +23,9 @@ MARKER_HELP = (
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
     "max_ttft_p95=None, fail_fast=None, on_duplicate=None, stages=None, sweep=None, step=None, "
     "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None, "
-    "max_memory_growth=None): run the test "
-    "body as a probe again and again for `duration`, keeping `concurrency` probes in flight "
-    "(or starting `rate` per second), and judge the run."
+    "max_memory_growth=None, validate=False): run the test body as a probe again and again "
+    "for `duration`, keeping `concurrency` probes in flight (or starting `rate` per second), "
+    "and judge the run."
 )
 MAX_CONCURRENCY = 4096
 MAX_RATE = 100_000.0
@@ -81,6 +81,7 @@ class CheckSpec:
     stop_on_saturation: bool = False
     max_recovery_p95_ratio: float | None = None
     max_memory_growth_per_h: float | None = None  # bytes per hour (--deployment-metrics-url)
+    validate: bool = False  # the deployment helpers check answers against the API contract
 
     @property
     def open_loop(self) -> bool:
@@ -155,6 +156,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
         on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
         max_memory_growth_per_h=_memory_growth(kwargs.get("max_memory_growth")),
+        validate=_validate(kwargs.get("validate", False)),
         **({} if shaped is None else shaped.fields),
     )
 
@@ -185,6 +187,7 @@ _KNOWN = frozenset(
         "stop_on_saturation",
         "max_recovery_p95_ratio",
         "max_memory_growth",
+        "validate",
     }
 )
 
@@ -384,6 +387,12 @@ def _fail_fast(value: object, session: bool) -> bool:
         return session
     if not isinstance(value, bool):
         raise MarkerError(f"fail_fast={value!r}: expected True or False")
+    return value
+
+
+def _validate(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise MarkerError(f"validate={value!r}: expected True or False")
     return value
 
 

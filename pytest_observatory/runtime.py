@@ -97,6 +97,16 @@ class DeploymentRuntime:
 
             set_request_timeout(self.client, seconds)
 
+    def set_validation(self, on: bool) -> None:
+        """The check's ``validate`` marker argument, for the helpers; the schemas are loaded
+        first, before the check's clock starts."""
+        if on:
+            from .contract import prepare
+
+            prepare()
+        if "async_deployment" in self.__dict__:
+            self.async_deployment.set_validation(on)
+
     def redact(self, text: str) -> str:
         """Every error message a check stores passes here, whatever raised it."""
         return scrub(text, self._secrets)

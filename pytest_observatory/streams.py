@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from .contract import StreamContract
 from .errors import DeploymentError
 from .observe import StreamResult
 from .stats import NS_PER_MS
@@ -37,9 +38,12 @@ class StreamReader:
     terminator = ""  # the event that ends a complete stream, for messages
     output_tokens_key = ""  # where the usage report counts the answer's tokens
 
-    def __init__(self, watch: Stopwatch, timeout_s: float) -> None:
+    def __init__(
+        self, watch: Stopwatch, timeout_s: float, checker: StreamContract | None = None
+    ) -> None:
         self._watch = watch
         self._timeout_s = timeout_s
+        self._contract = checker  # the API's contract, checked event by event (validate=)
         self._text: list[str] = []
         self._content_times: list[int] = []
         self._data: list[str] = []
@@ -68,6 +72,8 @@ class StreamReader:
                 f"stream cut off after {self.chunks} chunks: {type(exc).__name__}",
                 "stream_truncated",
             ) from None
+        if self._contract is not None:
+            self._contract.end(self.done)  # a clean end without the terminator breaks it
         if not self.done:
             raise StreamError(
                 f"stream ended without {self.terminator} after {self.chunks} chunks",
@@ -112,6 +118,8 @@ class StreamReader:
             raise StreamError(f"bad SSE data: {data[:60]!r}", "bad_sse")
         self.chunks += 1
         self.done = self._event(event)
+        if self._contract is not None:  # after the timing: checking costs no token its time
+            self._contract.event(event)
         return self.done
 
     def _event(self, event: JSONObject) -> bool:

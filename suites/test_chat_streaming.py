@@ -20,7 +20,12 @@ MAX_TOKEN_GAP_MS = 5_000.0
 
 
 @pytest.mark.observatory(
-    duration="3h", max_failure_rate=0.01, interval="1s", max_ttft_p95="2s", request_timeout="60s"
+    duration="3h",
+    max_failure_rate=0.01,
+    interval="1s",
+    max_ttft_p95="2s",
+    request_timeout="60s",
+    validate=True,
 )
 async def test_chat_streaming(deployment: AsyncDeployment, model: str) -> None:
     stream = await deployment.stream_chat(model, PROMPT, max_tokens=64)

@@ -20,7 +20,7 @@ TEXTS = ["The quick brown fox.", "A release test of embeddings.", "Vectors must 
 DIMENSIONS: dict[str, int] = {}  # model -> dimension of its first answer in this session
 
 
-@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s")
+@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s", validate=True)
 async def test_embeddings(deployment: AsyncDeployment, embedding_model: str) -> None:
     reply = await deployment.embeddings(embedding_model, TEXTS)
     vectors = [item["embedding"] for item in reply["data"]]

@@ -18,7 +18,7 @@ from pytest_observatory import AsyncDeployment
 PROMPT = "Write one sentence about release testing."
 
 
-@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s")
+@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s", validate=True)
 async def test_messages(deployment: AsyncDeployment, model: str) -> None:
     message = await deployment.messages(model, PROMPT, max_tokens=64)
     texts = [block.get("text") for block in message["content"] if block.get("type") == "text"]
@@ -26,7 +26,7 @@ async def test_messages(deployment: AsyncDeployment, model: str) -> None:
     assert message.get("stop_reason"), "message without a stop reason"
 
 
-@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s")
+@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s", validate=True)
 async def test_messages_streamed(deployment: AsyncDeployment, model: str) -> None:
     stream = await deployment.stream_messages(model, PROMPT, max_tokens=64)
     assert stream.text, "stream without text"

@@ -25,7 +25,12 @@ _draws = random.Random(SEED)
 
 
 @pytest.mark.observatory(
-    duration="3h", max_failure_rate=0.01, concurrency=4, interval="1s", max_p95_latency="30s"
+    duration="3h",
+    max_failure_rate=0.01,
+    concurrency=4,
+    interval="1s",
+    max_p95_latency="30s",
+    validate=True,
 )
 async def test_mixed_traffic(deployment: AsyncDeployment, model: str, embedding_model: str) -> None:
     kind = _draws.choices(list(MIX), weights=list(MIX.values()))[0]

@@ -17,7 +17,7 @@ import pytest
 from pytest_observatory import AsyncDeployment
 
 
-@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s")
+@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s", validate=True)
 async def test_models_listed(deployment: AsyncDeployment, model: str) -> None:
     listed = await deployment.models()
     assert model in listed, f"{model} missing from /v1/models ({len(listed)} models listed)"

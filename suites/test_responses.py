@@ -18,7 +18,7 @@ from pytest_observatory import AsyncDeployment
 PROMPT = "Write one sentence about release testing."
 
 
-@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s")
+@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s", validate=True)
 async def test_responses(deployment: AsyncDeployment, model: str) -> None:
     response = await deployment.responses(model, PROMPT, max_output_tokens=64)
     assert response.get("status") == "completed", f"status {response.get('status')!r}"
@@ -32,7 +32,7 @@ async def test_responses(deployment: AsyncDeployment, model: str) -> None:
     assert any(texts), "response without output text"
 
 
-@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s")
+@pytest.mark.observatory(duration="3h", max_failure_rate=0.01, interval="1s", validate=True)
 async def test_responses_streamed(deployment: AsyncDeployment, model: str) -> None:
     stream = await deployment.stream_responses(model, PROMPT, max_output_tokens=64)
     assert stream.text, "stream without text"

@@ -6,6 +6,7 @@ import httpcore  # noqa: F401  # see below
 import pytest
 from loopback import FakeSlack, RecordingGateway, serve_fake_slack
 
+from pytest_observatory.contract import prepare
 from pytest_observatory.mock import MockGateway, MockSettings
 
 
@@ -28,6 +29,9 @@ def secret_key() -> str:
 # httpx imports httpcore lazily and caches its exception classes. pytester's in-process runs drop
 # modules first imported inside them, so a later run would re-import httpcore and httpx would no
 # longer map its exceptions. Importing it here, once, keeps one httpcore for the whole test run.
+# The same for the SDK types the contract checks load (seconds per import, in every run that
+# validates).
+prepare()
 
 
 @pytest.fixture

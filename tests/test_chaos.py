@@ -195,6 +195,8 @@ KNOB_SAMPLES = {
     "chaos_models": "a",
     "seed": "42",
     "capacity": "8",
+    "contract_fault": "usage_sum",
+    "contract_fault_rate": "0.5",
     "health_fail_after": "1m",
     "model_missing_after": "90s",
     "embedding_dim_change_after": "2",

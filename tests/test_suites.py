@@ -38,3 +38,16 @@ def test_release_suite_fails_on_a_failing_gateway(pytester: pytest.Pytester) -> 
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*observatory check failed: failure rate 50.00%*"])
+
+
+def test_release_suite_validates_the_contract(pytester: pytest.Pytester) -> None:
+    report = pytester.path / "report.json"
+    result = pytester.runpytest(
+        str(SUITES / "test_oai_azure_release.py"),
+        "--deployment-url=mock?contract_fault=finish_reason",
+        "--observatory-duration=2s",
+        f"--observatory-report={report}",
+    )
+    result.assert_outcomes(failed=1)
+    (check,) = json.loads(report.read_text())["checks"]
+    assert check["error_categories"] == {"contract": check["probes"]}

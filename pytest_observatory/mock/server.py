@@ -15,17 +15,19 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from . import apis
 from .apis import StreamEvents
 from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
+from .contract_faults import break_answer, break_stream
 from .request_log import RequestLog
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Answer = TypeVar("_Answer")
 DEFAULT_MAX_TOKENS = 16
 # Health routes and what they answer: vLLM's /health, LiteLLM's (liveliness: a JSON string).
 HEALTH_PATHS: dict[str, object] = {
@@ -74,6 +76,7 @@ class _Gateway:
         self._chaos = ChaosDraw(settings)
         self._failures = _EveryNth(settings.failure_rate)
         self._stream_faults = _EveryNth(settings.stream_fault_rate)
+        self._contract_faults = _EveryNth(settings.contract_fault_rate)
         self._burst_model = settings.burst_model or settings.models[0]
         self._capacity = asyncio.Semaphore(settings.capacity) if settings.capacity else None
         self.started_at = time.monotonic()  # reset when the server starts listening
@@ -140,7 +143,7 @@ class _Gateway:
         data = [
             {"id": m, "object": "model", "created": created, "owned_by": "mock"} for m in listed
         ]
-        return web.json_response({"object": "list", "data": data})
+        return web.json_response(self._broken_answer({"object": "list", "data": data}))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         return await self._generate(request, "messages", "max_tokens", apis.chat_answer)
@@ -161,13 +164,14 @@ class _Gateway:
             return problem
         reply = answer(body, self._words(body.get(limit)), self.requests)
         if isinstance(reply, StreamEvents):
-            return await self._stream(request, reply, fault)
+            return await self._stream(request, self._broken_stream(reply), fault)
         return await self._answer(request, fault, reply)
 
     async def _answer(
         self, request: web.Request, fault: str | None, payload: dict[str, Any]
     ) -> web.StreamResponse:
         """A JSON answer, padded (``huge``) or trickled (``trickle``) when chaos says so."""
+        payload = self._broken_answer(payload)
         if fault is None:
             return web.json_response(payload)
         body = json.dumps(payload).encode()
@@ -291,6 +295,19 @@ class _Gateway:
         self.chaos[fault] += 1
         stream = bool(body.get("stream"))
         return body, await replace_answer(request, fault, self.settings, stream), fault
+
+    def _broken_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return self._contract(answer, break_answer(answer, self.settings.contract_fault))
+
+    def _broken_stream(self, events: StreamEvents) -> StreamEvents:
+        return self._contract(events, break_stream(events, self.settings.contract_fault))
+
+    def _contract(self, answer: _Answer, broken: _Answer | None) -> _Answer:
+        """The broken answer, for the contract fault's share of the answers it concerns."""
+        if broken is None or not self._contract_faults.fire():
+            return answer
+        self.failures_injected += 1
+        return broken
 
     def _in_burst(self, model: str) -> bool:
         every = self.settings.burst_every_s

@@ -21,6 +21,19 @@ STREAM_FAULTS = ("", "stall", "truncate", "malformed", "error")
 CLIENT_CLOSED = "Cannot send a request, as the client has been closed."
 # Chaos faults, in the order a request's one draw is mapped onto them (see mock/chaos.py).
 CHAOS_FAULTS = ("reset", "stall", "bad_json", "wrong_type", "huge", "trickle", "throttle")
+# One broken field each, in an otherwise valid answer (see mock/contract_faults.py).
+CONTRACT_FAULTS = (
+    "finish_reason",
+    "no_finish",
+    "missing_id",
+    "created_type",
+    "role",
+    "usage_sum",
+    "chunk_type",
+    "no_done",
+    "embedding_dim",
+    "embedding_count",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,8 @@ class MockSettings:
     ``chaos_models`` (default: all) from a generator seeded with ``seed``. ``capacity``: at
     most that many requests are in their ``latency`` at once, the rest wait their turn, so the
     mock saturates at a known concurrency (``capacity / latency`` requests per second).
+    ``contract_fault``: one field of a ``contract_fault_rate`` share of the answers it concerns
+    is broken (:data:`CONTRACT_FAULTS`), every n-th like ``failure_rate``.
     ``health_fail_after``, ``model_missing_after``: from that long after the start, the health
     routes answer 503, /v1/models leaves out the last model; ``embedding_dim_change_after``:
     after that many embeddings answers, vectors have 4 dimensions instead of 8 (what a bad
@@ -70,6 +85,8 @@ class MockSettings:
     chaos_models: tuple[str, ...] = ()
     seed: int = 0
     capacity: int = 0  # requests served at once (0: no limit); the rest queue
+    contract_fault: str = ""
+    contract_fault_rate: float = 1.0
     # Faults of a redeployed gateway, from that many seconds after the start (0: never)...
     health_fail_after_s: float = 0.0
     model_missing_after_s: float = 0.0
@@ -91,7 +108,12 @@ class MockSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"mock setting {name}={value!r}: expected a value >= 0")
-        for name in ("failure_rate", "stream_fault_rate", *(f"{f}_rate" for f in CHAOS_FAULTS)):
+        for name in (
+            "failure_rate",
+            "stream_fault_rate",
+            "contract_fault_rate",
+            *(f"{f}_rate" for f in CHAOS_FAULTS),
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 <= value <= 1):
                 raise ValueError(f"mock setting {name}={value!r}: expected a number in [0, 1]")
@@ -103,6 +125,11 @@ class MockSettings:
             raise ValueError(
                 f"mock setting stream_fault={self.stream_fault!r}: expected one of "
                 "stall, truncate, malformed, error"
+            )
+        if self.contract_fault and self.contract_fault not in CONTRACT_FAULTS:
+            raise ValueError(
+                f"mock setting contract_fault={self.contract_fault!r}: expected one of "
+                + ", ".join(CONTRACT_FAULTS)
             )
         if self.tokens is not None and self.tokens < 1:
             raise ValueError(f"mock setting tokens={self.tokens!r}: expected an integer >= 1")
@@ -212,6 +239,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chaos_models", "chaos_models", parse_models, "models the chaos faults hit (all)"),
     Knob("seed", "seed", _count, "seed of the chaos draws: same seed, same faults (0)"),
     Knob("capacity", "capacity", _count, "requests served at once, the rest queue (0: no limit)"),
+    Knob(
+        "contract_fault", "contract_fault", str, "one field broken: " + ", ".join(CONTRACT_FAULTS)
+    ),
+    Knob("contract_fault_rate", "contract_fault_rate", _number, "share of answers it breaks (1)"),
     Knob(
         "health_fail_after",
         "health_fail_after_s",

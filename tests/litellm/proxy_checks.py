@@ -1,6 +1,7 @@
 """Checks that tests/litellm/run.py runs through a real LiteLLM proxy, beside the bundled suites:
-a streamed chat through the helpers and one through the OpenAI SDK. Not named ``test_*.py``, so
-the project's own test run does not collect it; run.py passes it by path."""
+a streamed chat through the helpers (each chunk held to the API's contract) and one through the
+OpenAI SDK. Not named ``test_*.py``, so the project's own test run does not collect it; run.py
+passes it by path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pytest_observatory import AsyncDeployment
 PROMPT = "Hello! This is a release test. Reply with a short greeting."
 
 
-@pytest.mark.observatory(duration="5s", max_failure_rate=0.01)
+@pytest.mark.observatory(duration="5s", max_failure_rate=0.01, validate=True)
 async def test_stream_through_proxy(deployment: AsyncDeployment, model: str) -> None:
     result = await deployment.stream_chat(model, PROMPT, max_tokens=8)
     assert result.text, "stream without text"
