@@ -1,0 +1,327 @@
+"""The service front, end to end: ``python -m pytest_observatory serve`` in a subprocess on a free
+loopback port, the embedded mock as the deployment (it requires the run's key, so a run passes
+only if the key reached its pytest process), and a loopback Slack stand-in.
+
+One service for the module, with the original Observatory's environment (``MAX_CONCURRENT_TESTS=1``,
+``OBSERVATORY_API_KEY``, ``SLACK_WEBHOOK_URL``); the tests run in file order and the last one greps
+every answer, log line, run file and child command line for the secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from loopback import WEBHOOK_PATH, FakeSlack, serve_fake_slack
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+DEPLOYMENT_KEY = "sk-obs-SERVICE-8e1f3a9c27"
+SERVICE_KEY = "svc-key-5d2b71c0aa"
+MODELS = ["gpt-4", "gpt-3.5-turbo"]
+# The mock serves the original's model names and answers 401 without the run's key.
+DEPLOYMENT = f"mock?models={','.join(MODELS)}&api_key={DEPLOYMENT_KEY}"
+AUTH = {"X-LiteLLM-Observatory-API-Key": SERVICE_KEY}
+SECONDS = 1 / 3600  # duration_hours of one second
+START_S = 20.0
+END_S = 40.0
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    runs_dir: Path
+    slack: FakeSlack
+    answers: list[str] = field(default_factory=list)  # every body the service sent
+    cmdlines: list[str] = field(default_factory=list)  # its children's, seen while they ran
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", AUTH)
+        response = httpx.request(method, self.url + path, timeout=10, **kwargs)
+        self.answers.append(response.text)
+        return response
+
+    def post_run(self, suite: str, seconds: float, **extra: Any) -> httpx.Response:
+        body = {
+            "deployment_url": DEPLOYMENT,
+            "api_key": DEPLOYMENT_KEY,
+            "test_suite": suite,
+            "models": MODELS,
+            "duration_hours": seconds * SECONDS,
+            **extra,
+        }
+        return self.call("POST", "/run-test", json=body)
+
+    def wait_until_ended(self, run_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + END_S
+        while time.monotonic() < deadline:
+            self.note_children()
+            run: dict[str, Any] = self.call("GET", f"/runs/{run_id}").json()
+            if run["status"] not in ("queued", "running"):
+                return run
+            time.sleep(0.3)
+        raise AssertionError(f"run {run_id} did not end within {END_S:g}s")
+
+    def children(self) -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.append(int(stat.parent.name))
+        return found
+
+    def note_children(self) -> None:
+        for pid in self.children():
+            try:
+                self.cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode())
+            except OSError:
+                pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service(tmp: Path, slack: FakeSlack, *flags: str) -> Service:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OBSERVATORY_API_KEY": SERVICE_KEY,
+        "SLACK_WEBHOOK_URL": slack.url,
+        "MAX_CONCURRENT_TESTS": "1",  # the original's name for it
+        "OBSERVATORY_LOCK_DIR": str(tmp / "locks"),
+    }
+    env.pop("OBSERVATORY_MAX_CONCURRENT", None)
+    log = tmp / "service.log"
+    argv = [sys.executable, "-m", "pytest_observatory", "serve", "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*argv, "--runs-dir", str(tmp / "runs"), "--max-queue", "1", *flags],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(f"http://127.0.0.1:{port}", process, log, tmp / "runs", slack)
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(service.url + "/health", timeout=1).status_code == 200:
+                return service
+        except httpx.TransportError:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"the service did not answer within {START_S:g}s: {log.read_text()}")
+
+
+def stop_service(service: Service) -> None:
+    service.process.send_signal(signal.SIGTERM)
+    try:
+        service.process.wait(END_S)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        service.process.wait()
+
+
+@pytest.fixture(scope="module")
+def slack_stand_in() -> Iterator[FakeSlack]:
+    yield from serve_fake_slack()
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, slack_stand_in: FakeSlack
+) -> Iterator[Service]:
+    running = start_service(tmp_path_factory.mktemp("service"), slack_stand_in)
+    yield running
+    stop_service(running)
+
+
+def sse_events(service: Service, run_id: str, until: str) -> list[tuple[str, dict[str, Any]]]:
+    """Events of the run's stream up to the first ``until`` event."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = ""
+    url = f"{service.url}/runs/{run_id}/events"
+    with httpx.stream("GET", url, headers=AUTH, timeout=END_S) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            service.answers.append(line)
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+                if name == until:
+                    break
+    return events
+
+
+def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
+    first = service.post_run("TestOAIAzureRelease", 12, request_interval_seconds=0.2)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["status"] == "started"
+    assert answer["test_name"] == "TestOAIAzureRelease"
+    assert answer["results"]["models"] == MODELS
+    first_id = answer["run_id"]
+
+    again = service.post_run("TestOAIAzureRelease", 12, request_interval_seconds=0.2)
+    assert again.status_code == 409, again.text
+    assert again.json()["detail"]["run_id"] == first_id
+
+    second = service.post_run("TestMockSingleRequest", 1)
+    assert second.status_code == 200, second.text
+    assert second.json()["status"] == "queued"
+    second_id = second.json()["run_id"]
+
+    third = service.post_run("mock_single_request", 2)  # a third distinct run: the queue is full
+    assert third.status_code == 429, third.text
+
+    status = service.call("GET", "/queue-status").json()
+    assert status["queue_status"]["max_concurrent_tests"] == 1
+    assert status["queue_status"]["currently_running"] == 1
+    assert status["queue_status"]["queued"] == 1
+    assert list(status["running_tests"]) == [first_id]
+    assert status["running_tests"][first_id]["models"] == MODELS
+    assert list(status["queued_tests"]) == [second_id]
+    service.note_children()
+
+    # Live progress while the first run goes on: its first closed window (10 s).
+    events = sse_events(service, first_id, until="progress")
+    assert events[0][0] == "status"
+    assert events[0][1]["status"] == "running"
+    progress = events[-1][1]
+    assert progress["probes"] > 0
+    assert progress["failure_rate"] == 0.0
+    assert progress["p95_ms"] is not None
+
+    first_run = service.wait_until_ended(first_id)
+    assert first_run["status"] == "passed", first_run
+    assert first_run["report"]["checks"][0]["verdict"] == "passed"
+    assert first_run["max_failure_rate"] is None
+    second_run = service.wait_until_ended(second_id)
+    assert second_run["status"] == "passed", second_run
+    assert second_run["started_at"] >= first_run["ended_at"]
+
+    html = service.call("GET", f"/runs/{first_id}/report.html")
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    texts = [json.dumps(payload) for payload in service.slack.payloads]
+    assert sum("test_oai_azure_release" in text for text in texts) == 1
+    assert sum("test_mock_single_request" in text for text in texts) == 1
+    assert all(path == WEBHOOK_PATH for _, path, _ in service.slack.posts)
+
+    history = service.call("GET", "/runs", params={"test_suite": "TestMockSingleRequest"}).json()
+    assert [run["run_id"] for run in history["runs"]] == [second_id]
+
+
+def test_delete_stops_a_run_which_still_reports(service: Service) -> None:
+    posts_before = len(service.slack.posts)
+    answer = service.post_run("oai_azure_release", 30)
+    assert answer.json()["status"] == "started", answer.text
+    run_id = answer.json()["run_id"]
+    time.sleep(3)  # probes have gone out
+    service.note_children()
+    stopping = service.call("DELETE", f"/runs/{run_id}")
+    assert stopping.status_code == 202, stopping.text
+    run = service.wait_until_ended(run_id)
+    assert run["status"] == "interrupted", run
+    check = run["report"]["checks"][0]
+    assert check["verdict"] == "interrupted"
+    assert check["probes"] > 0
+    assert len(service.slack.posts) == posts_before + 1
+    assert "interrupted" in json.dumps(service.slack.payloads[-1]).lower()
+    assert service.call("DELETE", f"/runs/{run_id}").status_code == 409
+
+
+def test_api_key_required_when_set(service: Service) -> None:
+    for headers in ({}, {"X-LiteLLM-Observatory-API-Key": "wrong"}):
+        assert service.call("POST", "/run-test", headers=headers, json={}).status_code == 401
+        assert service.call("GET", "/queue-status", headers=headers).status_code == 401
+        assert service.call("GET", "/runs", headers=headers).status_code == 401
+    assert service.call("GET", "/health", headers={}).json() == {"status": "healthy"}
+    suites = service.call("GET", "/").json()["available_test_suites"]
+    assert {"TestOAIAzureRelease", "TestMockSingleRequest"} <= set(suites)
+
+
+def test_bad_requests(service: Service) -> None:
+    unknown = service.post_run("TestNoSuchSuite", 1)
+    assert unknown.status_code == 400
+    assert "TestNoSuchSuite" in unknown.json()["detail"]
+    body = {"deployment_url": DEPLOYMENT, "api_key": DEPLOYMENT_KEY, "test_suite": "x"}
+    for bad in (
+        {**body, "models": "gpt-4"},  # not a list
+        {**body, "models": []},
+        {**body, "models": MODELS, "max_failure_rate": 2},
+        {**body, "models": MODELS, "duration_hour": 1},  # a typo
+    ):
+        answer = service.call("POST", "/run-test", json=bad)
+        assert answer.status_code == 422, answer.text
+    huge = service.call("POST", "/run-test", json={**body, "models": ["m" * 100_000]})
+    assert huge.status_code == 413
+    assert service.call("GET", "/runs/nope").status_code == 404
+
+
+def test_no_secret_in_answers_logs_files_or_command_lines(service: Service) -> None:
+    assert service.cmdlines, "no child process was seen"
+    assert any("pytest" in cmdline for cmdline in service.cmdlines)
+    files = [path for path in service.runs_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "report.json" for path in files)
+    texts = {
+        "answers": "\n".join(service.answers),
+        "service log": service.log.read_text(),
+        "command lines": "\n".join(service.cmdlines),
+        **{str(path): path.read_text(errors="replace") for path in files},
+    }
+    for secret in (DEPLOYMENT_KEY, SERVICE_KEY, WEBHOOK_PATH.rsplit("/", 1)[1]):
+        for where, text in texts.items():
+            assert secret not in text, f"{secret} in {where}"
+
+
+def test_restart_lists_running_runs_as_interrupted(
+    tmp_path: Path, slack_stand_in: FakeSlack
+) -> None:
+    first = start_service(tmp_path, slack_stand_in)
+    try:
+        run_id = first.post_run("TestOAIAzureRelease", 30).json()["run_id"]
+        children = first.children()
+        assert children
+    finally:
+        first.process.kill()  # no chance to stop its runs
+        first.process.wait()
+    for pid in children:  # the orphaned pytest run: stopped here, by its id
+        os.kill(pid, signal.SIGTERM)
+    second = start_service(tmp_path, slack_stand_in)
+    try:
+        run = second.call("GET", f"/runs/{run_id}").json()
+        assert run["status"] == "interrupted"
+        assert "running" in run["error"]
+    finally:
+        stop_service(second)
+
+
+def test_bad_settings_are_one_line(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "pytest_observatory", "serve", "--max-concurrent", "0"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "python -m pytest_observatory serve: error: --max-concurrent='0': expected an integer >= 1"
+    ]
