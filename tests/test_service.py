@@ -25,6 +25,8 @@ import httpx
 import pytest
 from loopback import WEBHOOK_PATH, FakeSlack, serve_fake_slack
 
+from pytest_observatory.service.suites import suite_path
+
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
@@ -45,6 +47,7 @@ class Service:
     process: subprocess.Popen[bytes]
     log: Path
     runs_dir: Path
+    lock_dir: Path
     slack: FakeSlack
     answers: list[str] = field(default_factory=list)  # every body the service sent
     cmdlines: list[str] = field(default_factory=list)  # its children's, seen while they ran
@@ -120,7 +123,7 @@ def start_service(tmp: Path, slack: FakeSlack, *flags: str) -> Service:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    service = Service(f"http://127.0.0.1:{port}", process, log, tmp / "runs", slack)
+    service = Service(f"http://127.0.0.1:{port}", process, log, tmp / "runs", tmp / "locks", slack)
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
         try:
@@ -250,6 +253,44 @@ def test_delete_stops_a_run_which_still_reports(service: Service) -> None:
     assert len(service.slack.posts) == posts_before + 1
     assert "interrupted" in json.dumps(service.slack.payloads[-1]).lower()
     assert service.call("DELETE", f"/runs/{run_id}").status_code == 409
+
+
+def test_a_check_running_outside_the_service_is_a_duplicate(
+    service: Service, tmp_path: Path
+) -> None:
+    """A pytest run of the same suite on the same host (its folder as the root, as the service
+    runs it), same deployment, key, models and settings: coordination's identity is the same."""
+    suite = suite_path("TestOAIAzureRelease")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    report = tmp_path / "ci.json"
+    argv = [sys.executable, "-m", "pytest", str(suite), "-m", "observatory"]
+    argv += ["-p", "no:cacheprovider"]
+    argv += ["-c", str(tmp_path / "pytest.ini"), "--rootdir", str(suite.parent)]
+    argv += ["--models", ",".join(MODELS), "--observatory-duration", "20.000s"]
+    argv += ["--observatory-report", str(report)]
+    env = {
+        **os.environ,
+        "OBSERVATORY_DEPLOYMENT_URL": DEPLOYMENT,
+        "OBSERVATORY_DEPLOYMENT_API_KEY": DEPLOYMENT_KEY,
+        "OBSERVATORY_LOCK_DIR": str(service.lock_dir),
+    }
+    ci = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        journal = report.with_name(report.name + ".journal.jsonl")
+        deadline = time.monotonic() + START_S
+        while not journal.exists():  # written once the check holds its locks
+            assert ci.poll() is None and time.monotonic() < deadline, "the CI run never started"
+            time.sleep(0.2)
+        answer = service.post_run("TestOAIAzureRelease", 20)
+        assert answer.status_code == 409, answer.text
+        assert f"pid {ci.pid}" in answer.json()["detail"]["message"]
+        other = service.post_run("TestOAIAzureRelease", 21)  # another duration: another check
+        assert other.status_code == 200, other.text
+        assert service.call("DELETE", f"/runs/{other.json()['run_id']}").status_code == 202
+        service.wait_until_ended(other.json()["run_id"])
+    finally:
+        ci.terminate()
+        ci.wait(END_S)
 
 
 def test_api_key_required_when_set(service: Service) -> None:

@@ -20,7 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..locks import LockBackendError
+from ..marker import MarkerError
 from ..result import JSON
+from .checks import SuiteError
 from .config import AUTH_HEADER, MAX_BODY_BYTES, ServiceSettings
 from .events import run_events
 from .runs import ACTIVE, Duplicate, QueueFull, Run, RunManager, RunRequest
@@ -150,16 +153,18 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             raise HTTPException(
                 400, f"unknown test_suite {body.test_suite!r}; available: {known}"
             ) from None
+        except (SuiteError, MarkerError) as exc:
+            raise HTTPException(400, f"test_suite {body.test_suite!r}: {exc}") from None
+        except LockBackendError as exc:
+            raise HTTPException(503, f"observatory locks: {exc}") from None
         except Duplicate as exc:
-            existing = exc.run.public()
             raise HTTPException(
                 409,
                 {
-                    "message": "an identical test is already "
-                    + ("running" if exc.run.status == "running" else "queued"),
-                    "run_id": exc.run.id,
-                    "status": existing["status"],
-                    "started_at": existing["started_at"],
+                    "message": f"an identical test is already running or queued: {exc.holder}",
+                    "run_id": exc.run.id if exc.run else None,
+                    "status": exc.run.status if exc.run else "running",
+                    "started_at": exc.run.started_at if exc.run else None,
                 },
             ) from None
         except QueueFull:
@@ -179,7 +184,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 "run_id": run.id,
                 "deployment_url": run.fields["deployment_url"],
                 "models": body.models,
-                "estimated_duration_hours": body.duration_hours,
+                "estimated_duration_hours": run.estimated_duration_hours,
             },
         }
 

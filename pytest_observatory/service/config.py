@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..options import DEFAULT_MAX_CONCURRENT, HISTORY, LOCK_DIR, MAX_CONCURRENT
+from ..options import (
+    DEFAULT_LOCK_DIR,
+    DEFAULT_MAX_CONCURRENT,
+    HISTORY,
+    LOCK_DIR,
+    LOCK_URL,
+    MAX_CONCURRENT,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -36,11 +43,17 @@ class ServiceSettings:
     runs_dir: Path = DEFAULT_RUNS_DIR
     suites_dir: Path | None = None  # the user's own suites, beside the bundled ones
     lock_dir: Path | None = None  # None: the plugin's default
+    # Redis locks: from the environment only (the URL may hold a password); the runs inherit it.
+    lock_url: str | None = field(default=None, repr=False)
     history_path: Path | None = None
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     max_queue: int = DEFAULT_MAX_QUEUE
     api_key: str | None = field(default=None, repr=False)  # callers' key, not a deployment's
     events_interval_s: float = 1.0
+
+    @property
+    def effective_lock_dir(self) -> Path:
+        return self.lock_dir or DEFAULT_LOCK_DIR
 
     def child_env(self) -> dict[str, str]:
         """What every run's pytest process gets on top of the service's own environment."""
@@ -99,4 +112,5 @@ def from_sources(flags: Mapping[str, str | None], environ: Mapping[str, str]) ->
         ),
         max_queue=count("--max-queue", DEFAULT_MAX_QUEUE, "OBSERVATORY_MAX_QUEUE"),
         api_key=environ.get(AUTH_ENV) or None,
+        lock_url=environ.get(LOCK_URL.env, "").strip() or None,
     )

@@ -18,24 +18,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..coordination import check_identity
+import pytest
+
+from ..coordination import CHECK_PREFIX, check_identity, describe_holder
+from ..durations import parse_duration
 from ..journal import JOURNAL_SUFFIX, read_lines, rebuild
-from ..marker import CheckSpec
+from ..locks import LockBackend, open_backend
+from ..marker import MARKER_NAME, parse_marker
 from ..mock.settings import PUBLIC_KNOBS
 from ..options import API_KEY, DEPLOYMENT_URL, MOCK_URL, Settings
 from ..redact import redact_url, scrub
 from ..result import JSON, utc_iso
-from .config import AUTH_ENV, ServiceSettings
-from .overrides import ENV as OVERRIDES_ENV
+from .checks import SuiteCheck, SuiteChecks, child_environ, pytest_args
+from .child import OVERRIDES_ENV
+from .config import ServiceSettings
 from .suites import suite_path
 
 Status = Literal["queued", "running", "passed", "failed", "interrupted", "error"]
@@ -74,23 +79,30 @@ class RunRequest:
     max_failure_rate: float | None = None
     request_interval_seconds: float | None = None
 
-    def identity(self) -> str:
-        """coordination's identity of the check this request asks for: the same suite,
-        deployment, key, models and settings are the same check."""
+    @property
+    def duration_text(self) -> str | None:
+        """``--observatory-duration`` of the run, and what its identity is computed from."""
+        return None if self.duration_hours is None else f"{self.duration_hours * 3600:.3f}s"
+
+    def identify(self, checks: Sequence[SuiteCheck]) -> tuple[tuple[str, ...], float]:
+        """Each check's coordination identity, computed as the run's own process will (same
+        node id, settings and spec), and the run's duration (its checks run one after another).
+        Raises MarkerError for a marker the run would refuse."""
+        text = self.duration_text
         settings = Settings(
-            deployment_url=self.deployment_url, api_key=self.api_key, models=self.models
-        )
-        spec = CheckSpec(
-            duration_s=(self.duration_hours or 0.0) * 3600,
-            max_failure_rate=(
-                CheckSpec.max_failure_rate
-                if self.max_failure_rate is None
-                else self.max_failure_rate
-            ),
+            deployment_url=self.deployment_url,
+            api_key=self.api_key or None,
             models=self.models,
-            interval_s=self.request_interval_seconds or 0.0,
+            duration_override_s=None if text is None else parse_duration(text),
         )
-        return check_identity(self.test_suite, settings, spec)
+        identities, duration_s = [], 0.0
+        overrides = self.marker_overrides()
+        for check in checks:
+            marker = getattr(pytest.mark, MARKER_NAME)(**{**check.marker, **overrides})
+            spec = parse_marker(marker.mark, settings)
+            identities.append(check_identity(check.nodeid, settings, spec))
+            duration_s += spec.duration_s
+        return tuple(identities), duration_s
 
     def marker_overrides(self) -> JSON:
         overrides: JSON = {}
@@ -119,7 +131,7 @@ class Run:
     id: str
     directory: Path
     fields: JSON  # RunRequest.public(), or what a previous service wrote
-    identity: str
+    identities: tuple[str, ...]  # coordination's, one per check of the suite
     status: Status = "queued"
     created_at: str = field(default_factory=utc_iso)
     started_at: str | None = None
@@ -127,7 +139,9 @@ class Run:
     exit_code: int | None = None
     error: str | None = None
     stop_requested: bool = False
+    estimated_duration_hours: float | None = None
     request: RunRequest | None = field(default=None, repr=False)  # dropped when it ends
+    suite: Path | None = None
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @property
@@ -152,11 +166,13 @@ class Run:
             "ended_at": self.ended_at,
             "exit_code": self.exit_code,
             "error": self.error,
+            "estimated_duration_hours": self.estimated_duration_hours,
+            "stop_requested": self.stop_requested,
             "html_report": self.html_path.is_file(),
         }
 
     def save(self) -> None:
-        record = {**self.public(), "identity": self.identity}
+        record = {**self.public(), "identities": list(self.identities)}
         (self.directory / RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
 
     def report(self) -> JSON | None:
@@ -169,9 +185,13 @@ class Run:
 
 
 class Duplicate(Exception):
-    def __init__(self, run: Run) -> None:
-        super().__init__(run.id)
+    """The same check is already running or queued: in this service (``run``) or in another
+    process sharing the locks (``holder`` describes it)."""
+
+    def __init__(self, run: Run | None, holder: str) -> None:
+        super().__init__(holder)
         self.run = run
+        self.holder = holder
 
 
 class QueueFull(Exception):
@@ -184,7 +204,11 @@ class RunManager:
         self.runs: dict[str, Run] = {}
         self._queue: deque[Run] = deque()
         self._watchers: set[asyncio.Task[None]] = set()
+        self._backend: LockBackend | None = None
         settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        self._ini = settings.runs_dir / "pytest.ini"  # an empty one: no ini file of ours applies
+        self._ini.write_text("[pytest]\n", "utf-8")
+        self.suites = SuiteChecks(self._ini)
         self._recover()
 
     @property
@@ -196,26 +220,45 @@ class RunManager:
         return list(self._queue)
 
     async def submit(self, request: RunRequest) -> Run:
-        """Start the run now or queue it; raise Duplicate, QueueFull or SuiteNotFound."""
+        """Start the run now or queue it. Raises SuiteNotFound, SuiteError, MarkerError,
+        LockBackendError, Duplicate or QueueFull."""
         path = suite_path(request.test_suite, self.settings.suites_dir)
-        identity = request.identity()
+        identities, duration_s = request.identify(await self.suites.of(path))
+        holder = await asyncio.to_thread(self._held_elsewhere, identities)
+        # No await from here until the run is registered: two identical requests arriving
+        # together cannot both pass the check.
         for run in self.runs.values():
-            if run.identity == identity and run.status in ACTIVE:
-                raise Duplicate(run)
-        if len(self.running) >= self.settings.max_concurrent:
-            if len(self._queue) >= self.settings.max_queue:
-                raise QueueFull()
+            if run.status in ACTIVE and set(run.identities) & set(identities):
+                since = run.started_at or run.created_at
+                raise Duplicate(run, f"run {run.id}, {run.status} since {since}")
+        if holder is not None:
+            raise Duplicate(None, holder)
+        start_now = len(self.running) < self.settings.max_concurrent
+        if not start_now and len(self._queue) >= self.settings.max_queue:
+            raise QueueFull()
         run_id = uuid.uuid4().hex[:12]
         directory = self.settings.runs_dir / run_id
         directory.mkdir(parents=True)
-        run = Run(run_id, directory, request.public(), identity, request=request)
+        run = Run(run_id, directory, request.public(), identities, request=request, suite=path)
+        run.estimated_duration_hours = round(duration_s / 3600, 4)
         self.runs[run_id] = run
-        if len(self.running) < self.settings.max_concurrent:
-            await self._start(run, path)
+        if start_now:
+            await self._start(run)
         else:
             self._queue.append(run)
             run.save()
         return run
+
+    def _held_elsewhere(self, identities: Sequence[str]) -> str | None:
+        """Who runs one of these checks outside this service (CI on this host, another
+        service), from the coordination locks the runs' processes take."""
+        if self._backend is None:
+            self._backend = open_backend(self.settings.lock_url, self.settings.effective_lock_dir)
+        for identity in identities:
+            holder = self._backend.holder(CHECK_PREFIX + identity)
+            if holder is not None:
+                return describe_holder(self._backend, identity, holder)
+        return None
 
     async def stop(self, run: Run) -> None:
         """A queued run leaves the queue; a running one gets SIGTERM and ends ``interrupted``
@@ -236,40 +279,39 @@ class RunManager:
             await self.stop(run)
         if self._watchers:
             await asyncio.wait(self._watchers, timeout=STOP_WAIT_S)
+        if self._backend is not None:
+            self._backend.close()
 
-    async def _start(self, run: Run, path: Path) -> None:
-        request = run.request
-        assert request is not None
-        (run.directory / "pytest.ini").write_text("[pytest]\n", "utf-8")
+    async def _start(self, run: Run) -> None:
+        request, path = run.request, run.suite
+        assert request is not None and path is not None
+        run.status, run.started_at = "running", utc_iso()  # counted before the await below
         argv = [
-            sys.executable, "-m", "pytest", str(path), "-m", "observatory",
-            "-p", "pytest_observatory.service.overrides", "-p", "no:cacheprovider",
-            # The suite's folder is the root (node ids, its conftest.py); nothing of the
-            # service's working directory (its ini file, its conftest.py) leaks into the run.
-            "-c", str(run.directory / "pytest.ini"), "--rootdir", str(path.parent),
-            "--confcutdir", str(path.parent),
+            sys.executable, "-m", "pytest", *pytest_args(path, self._ini),
             "--models", ",".join(request.models),
             "--observatory-report", REPORT, "--observatory-html", HTML,
             "--observatory-on-duplicate", "fail", "--observatory-progress", PROGRESS_INTERVAL,
         ]  # fmt: skip
-        if request.duration_hours is not None:
-            argv += ["--observatory-duration", f"{request.duration_hours * 3600:.3f}s"]
-        env = {key: value for key, value in os.environ.items() if key != AUTH_ENV}
-        env.update(self.settings.child_env())
+        if request.duration_text is not None:
+            argv += ["--observatory-duration", request.duration_text]
+        env = {**child_environ(), **self.settings.child_env()}
         env[DEPLOYMENT_URL.env] = request.deployment_url  # may carry credentials: not argv
         env[API_KEY.env] = request.api_key
         env[OVERRIDES_ENV] = json.dumps(request.marker_overrides())
-        with (run.directory / LOG).open("wb") as log:
-            run.process = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=run.directory,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C meant for the service is not meant for it
-            )
-        run.status, run.started_at = "running", utc_iso()
+        try:
+            with (run.directory / LOG).open("wb") as log:
+                run.process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=run.directory,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,  # a Ctrl-C meant for the service is not for it
+                )
+        except OSError as exc:
+            self._end(run, "error", error=f"could not start: {exc.strerror or exc}")
+            return
         run.save()
         watcher = asyncio.create_task(self._watch(run))
         self._watchers.add(watcher)
@@ -293,12 +335,7 @@ class RunManager:
 
     async def _start_next(self) -> None:
         while self._queue and len(self.running) < self.settings.max_concurrent:
-            run = self._queue.popleft()
-            try:
-                path = suite_path(run.fields["test_suite"], self.settings.suites_dir)
-                await self._start(run, path)
-            except (LookupError, OSError) as exc:  # its suite file went away meanwhile
-                self._end(run, "error", error=f"could not start: {exc}")
+            await self._start(self._queue.popleft())
 
     def _end(self, run: Run, status: Status, error: str | None = None) -> None:
         run.status, run.ended_at, run.error = status, utc_iso(), error
@@ -326,13 +363,14 @@ class RunManager:
                 id=directory.name,
                 directory=directory,
                 fields={key: record.get(key) for key in REQUEST_FIELDS},
-                identity=str(record.get("identity", "")),
+                identities=tuple(record.get("identities") or ()),
                 status=record.get("status", "error"),
                 created_at=str(record.get("created_at")),
                 started_at=record.get("started_at"),
                 ended_at=record.get("ended_at"),
                 exit_code=record.get("exit_code"),
                 error=record.get("error"),
+                estimated_duration_hours=record.get("estimated_duration_hours"),
             )
             self.runs[run.id] = run
             if run.status in ACTIVE:

@@ -1,0 +1,99 @@
+"""A suite's checks as pytest sees them: node ids and observatory marker arguments, collected by
+``pytest --collect-only`` in a subprocess once per version of the suite file.
+
+With them the service computes each check's coordination identity exactly as the run's own
+process will (``coordination.check_identity`` over the same node id, settings and spec), so a
+request for a check that already runs, from this service or from any pytest process sharing the
+locks, is answered 409 at once; and it knows the suite's duration before it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..result import JSON
+from .child import COLLECT_ENV
+from .config import AUTH_ENV
+
+COLLECT_TIMEOUT_S = 60.0
+
+
+class SuiteError(Exception):
+    """The suite cannot be collected; the message is one line for the answer."""
+
+
+@dataclass(frozen=True)
+class SuiteCheck:
+    nodeid: str
+    marker: JSON  # the observatory marker's keyword arguments
+
+
+def pytest_args(path: Path, ini: Path) -> list[str]:
+    """How every pytest process of the service sees a suite. Its folder is the root (node ids,
+    its conftest.py); nothing of the service's working directory (its ini file, its
+    conftest.py) leaks in, and the same arguments give the same node ids every time."""
+    return [
+        str(path), "-m", "observatory", "-p", "pytest_observatory.service.child",
+        "-p", "no:cacheprovider", "-c", str(ini),
+        "--rootdir", str(path.parent), "--confcutdir", str(path.parent),
+    ]  # fmt: skip
+
+
+def child_environ() -> dict[str, str]:
+    """The service's environment without what only the service may read."""
+    return {key: value for key, value in os.environ.items() if key != AUTH_ENV}
+
+
+class SuiteChecks:
+    def __init__(self, ini: Path) -> None:
+        self._ini = ini
+        self._known: dict[tuple[Path, int], tuple[SuiteCheck, ...]] = {}
+
+    async def of(self, path: Path) -> tuple[SuiteCheck, ...]:
+        key = (path, path.stat().st_mtime_ns)
+        if key not in self._known:
+            self._known[key] = await self._collect(path)
+        return self._known[key]
+
+    async def _collect(self, path: Path) -> tuple[SuiteCheck, ...]:
+        with tempfile.TemporaryDirectory(prefix="observatory-collect-") as folder:
+            target = Path(folder, "checks.json")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pytest", *pytest_args(path, self._ini),
+                "--collect-only", "-q",
+                cwd=folder,
+                env={**child_environ(), COLLECT_ENV: str(target)},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                output, _ = await asyncio.wait_for(process.communicate(), COLLECT_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+                raise SuiteError(f"{path.name}: not collected in {COLLECT_TIMEOUT_S:g}s") from None
+            if process.returncode == 5:  # every test deselected by -m observatory
+                raise SuiteError(f"{path.name}: holds no observatory checks")
+            try:
+                found = json.loads(target.read_text("utf-8")) if process.returncode == 0 else None
+            except (OSError, ValueError):
+                found = None
+        if found is None:
+            raise SuiteError(f"{path.name}: cannot be collected: {_reason(output)}")
+        return tuple(SuiteCheck(check["nodeid"], check["marker"]) for check in found)
+
+
+def _reason(output: bytes) -> str:
+    """pytest's first error line ('E   ImportError: ...'), else its last line."""
+    lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+    errors = [line.removeprefix("E").strip() for line in lines if line.startswith("E ")]
+    return (errors or lines or ["no output"])[0 if errors else -1]
