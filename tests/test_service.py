@@ -2,9 +2,10 @@
 loopback port, the embedded mock as the deployment (it requires the run's key, so a run passes
 only if the key reached its pytest process), and a loopback Slack stand-in.
 
-One service for the module, with the original Observatory's environment (``MAX_CONCURRENT_TESTS=1``,
-``OBSERVATORY_API_KEY``, ``SLACK_WEBHOOK_URL``); the tests run in file order and the last one greps
-every answer, log line, run file and child command line for the secrets.
+One service per module and worker, with the original Observatory's environment
+(``MAX_CONCURRENT_TESTS=1``, ``OBSERVATORY_API_KEY``, ``SLACK_WEBHOOK_URL``); each test leaves no
+run active behind it and greps every answer, log line, run file and child command line for the
+secrets.
 """
 
 from __future__ import annotations
@@ -177,8 +178,27 @@ def sse_events(service: Service, run_id: str, until: str) -> list[tuple[str, dic
     return events
 
 
+def assert_no_secrets(service: Service) -> None:
+    """Neither key nor the webhook's secret path in any answer, the service's log, any file of
+    a run, or the command line of any process the service started."""
+    assert service.cmdlines, "no child process was seen"
+    assert any("pytest" in cmdline for cmdline in service.cmdlines)
+    files = [path for path in service.runs_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "report.json" for path in files)
+    texts = {
+        "answers": "\n".join(service.answers),
+        "service log": service.log.read_text(),
+        "command lines": "\n".join(service.cmdlines),
+        **{str(path): path.read_text(errors="replace") for path in files},
+    }
+    for secret in (DEPLOYMENT_KEY, SERVICE_KEY, WEBHOOK_PATH.rsplit("/", 1)[1]):
+        for where, text in texts.items():
+            assert secret not in text, f"{secret} in {where}"
+
+
 def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
-    first = service.post_run("TestOAIAzureRelease", 12, request_interval_seconds=0.2)
+    posts_before = len(service.slack.posts)
+    first = service.post_run("TestOAIAzureRelease", 11, request_interval_seconds=0.2)
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["status"] == "started"
@@ -186,7 +206,7 @@ def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
     assert answer["results"]["models"] == MODELS
     first_id = answer["run_id"]
 
-    again = service.post_run("TestOAIAzureRelease", 12, request_interval_seconds=0.2)
+    again = service.post_run("TestOAIAzureRelease", 11, request_interval_seconds=0.2)
     assert again.status_code == 409, again.text
     assert again.json()["detail"]["run_id"] == first_id
 
@@ -227,13 +247,15 @@ def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
     html = service.call("GET", f"/runs/{first_id}/report.html")
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
-    texts = [json.dumps(payload) for payload in service.slack.payloads]
-    assert sum("test_oai_azure_release" in text for text in texts) == 1
-    assert sum("test_mock_single_request" in text for text in texts) == 1
+    texts = [json.dumps(payload) for payload in service.slack.payloads[posts_before:]]
+    assert len(texts) == 2
+    assert "test_oai_azure_release" in texts[0]
+    assert "test_mock_single_request" in texts[1]
     assert all(path == WEBHOOK_PATH for _, path, _ in service.slack.posts)
 
     history = service.call("GET", "/runs", params={"test_suite": "TestMockSingleRequest"}).json()
     assert [run["run_id"] for run in history["runs"]] == [second_id]
+    assert_no_secrets(service)
 
 
 def test_delete_stops_a_run_which_still_reports(service: Service) -> None:
@@ -241,8 +263,12 @@ def test_delete_stops_a_run_which_still_reports(service: Service) -> None:
     answer = service.post_run("oai_azure_release", 30)
     assert answer.json()["status"] == "started", answer.text
     run_id = answer.json()["run_id"]
-    time.sleep(3)  # probes have gone out
-    service.note_children()
+    deadline = time.monotonic() + START_S
+    while service.call("GET", f"/runs/{run_id}").json()["report"] is None:  # the check runs
+        assert time.monotonic() < deadline, "the check never started"
+        service.note_children()
+        time.sleep(0.3)
+    time.sleep(1)  # probes have gone out
     stopping = service.call("DELETE", f"/runs/{run_id}")
     assert stopping.status_code == 202, stopping.text
     run = service.wait_until_ended(run_id)
@@ -253,6 +279,7 @@ def test_delete_stops_a_run_which_still_reports(service: Service) -> None:
     assert len(service.slack.posts) == posts_before + 1
     assert "interrupted" in json.dumps(service.slack.payloads[-1]).lower()
     assert service.call("DELETE", f"/runs/{run_id}").status_code == 409
+    assert_no_secrets(service)
 
 
 def test_a_check_running_outside_the_service_is_a_duplicate(
@@ -321,22 +348,6 @@ def test_bad_requests(service: Service) -> None:
     assert service.call("GET", "/runs/nope").status_code == 404
 
 
-def test_no_secret_in_answers_logs_files_or_command_lines(service: Service) -> None:
-    assert service.cmdlines, "no child process was seen"
-    assert any("pytest" in cmdline for cmdline in service.cmdlines)
-    files = [path for path in service.runs_dir.rglob("*") if path.is_file()]
-    assert any(path.name == "report.json" for path in files)
-    texts = {
-        "answers": "\n".join(service.answers),
-        "service log": service.log.read_text(),
-        "command lines": "\n".join(service.cmdlines),
-        **{str(path): path.read_text(errors="replace") for path in files},
-    }
-    for secret in (DEPLOYMENT_KEY, SERVICE_KEY, WEBHOOK_PATH.rsplit("/", 1)[1]):
-        for where, text in texts.items():
-            assert secret not in text, f"{secret} in {where}"
-
-
 def test_restart_lists_running_runs_as_interrupted(
     tmp_path: Path, slack_stand_in: FakeSlack
 ) -> None:
@@ -357,6 +368,59 @@ def test_restart_lists_running_runs_as_interrupted(
         assert "running" in run["error"]
     finally:
         stop_service(second)
+
+
+OWN_SUITE = """
+import pytest
+
+@pytest.mark.observatory(duration="1s", probes=3, max_failure_rate=0)
+async def test_my_check(deployment, model):
+    assert (await deployment.chat(model, "hi", max_tokens=5))["choices"]
+"""
+
+
+def test_own_suites_directory(tmp_path: Path, slack_stand_in: FakeSlack) -> None:
+    suites = tmp_path / "my-suites"
+    suites.mkdir()
+    (suites / "test_my_check.py").write_text(OWN_SUITE)
+    (suites / "test_broken.py").write_text("import no_such_module\n")
+    service = start_service(tmp_path, slack_stand_in, "--suites-dir", str(suites))
+    try:
+        names = service.call("GET", "/").json()["available_test_suites"]
+        assert {"my_check", "broken", "TestOAIAzureRelease"} <= set(names)
+        broken = service.post_run("broken", 1)
+        assert broken.status_code == 400, broken.text
+        assert "No module named 'no_such_module'" in broken.json()["detail"]
+        answer = service.post_run("my_check", 1)
+        assert answer.status_code == 200, answer.text
+        service.note_children()
+        run = service.wait_until_ended(answer.json()["run_id"])
+        assert run["status"] == "passed", run
+        assert run["report"]["checks"][0]["nodeid"] == "test_my_check.py::test_my_check"
+        assert_no_secrets(service)
+    finally:
+        stop_service(service)
+
+
+def test_warns_when_bound_beyond_this_host_without_a_key(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    argv = [sys.executable, "-m", "pytest_observatory", "serve", "--host", "0.0.0.0"]
+    env = {key: value for key, value in os.environ.items() if key != "OBSERVATORY_API_KEY"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*argv, "--port", str(free_port()), "--runs-dir", str(tmp_path / "runs")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_S
+        while "warning:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(END_S)
+    assert "warning: bound to 0.0.0.0 without OBSERVATORY_API_KEY" in log.read_text()
 
 
 def test_bad_settings_are_one_line(tmp_path: Path) -> None:

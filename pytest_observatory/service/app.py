@@ -27,7 +27,7 @@ from .checks import SuiteError
 from .config import AUTH_HEADER, MAX_BODY_BYTES, ServiceSettings
 from .events import run_events
 from .runs import ACTIVE, Duplicate, QueueFull, Run, RunManager, RunRequest
-from .suites import SuiteNotFound, suite_names
+from .suites import SuiteNotFound, suite_names, suite_path
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
@@ -90,6 +90,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        names = suite_names(settings.suites_dir)
+        manager.suites.warm([suite_path(name, settings.suites_dir) for name in names])
         yield
         await manager.close()
 

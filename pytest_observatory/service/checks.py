@@ -52,15 +52,29 @@ def child_environ() -> dict[str, str]:
 
 
 class SuiteChecks:
+    """Collections of suites, one per file version; requests arriving meanwhile share it."""
+
     def __init__(self, ini: Path) -> None:
         self._ini = ini
-        self._known: dict[tuple[Path, int], tuple[SuiteCheck, ...]] = {}
+        self._known: dict[tuple[Path, int], asyncio.Task[tuple[SuiteCheck, ...]]] = {}
 
     async def of(self, path: Path) -> tuple[SuiteCheck, ...]:
         key = (path, path.stat().st_mtime_ns)
         if key not in self._known:
-            self._known[key] = await self._collect(path)
-        return self._known[key]
+            self._known[key] = asyncio.create_task(self._collect(path))
+        try:
+            return await asyncio.shield(self._known[key])
+        except SuiteError:
+            self._known.pop(key, None)  # a fixed environment may collect it next time
+            raise
+
+    def warm(self, paths: list[Path]) -> None:
+        """Collect these in the background: the first request for a suite need not wait."""
+        for path in set(paths):
+            task = asyncio.create_task(self._collect(path))
+            # A failure is answered when the suite is asked for; nobody may ask.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._known[(path, path.stat().st_mtime_ns)] = task
 
     async def _collect(self, path: Path) -> tuple[SuiteCheck, ...]:
         with tempfile.TemporaryDirectory(prefix="observatory-collect-") as folder:
