@@ -152,12 +152,25 @@ def slack_stand_in() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture(scope="module")
-def service(
+def shared_service(
     tmp_path_factory: pytest.TempPathFactory, slack_stand_in: FakeSlack
 ) -> Iterator[Service]:
     running = start_service(tmp_path_factory.mktemp("service"), slack_stand_in)
     yield running
     stop_service(running)
+
+
+@pytest.fixture
+def service(shared_service: Service) -> Iterator[Service]:
+    """The module's service; whatever a test left running or queued (it failed) is stopped, so
+    the next test starts with free slots."""
+    yield shared_service
+    runs = shared_service.call("GET", "/runs").json()["runs"]
+    for run in runs:
+        if run["status"] in ("queued", "running"):
+            shared_service.call("DELETE", f"/runs/{run['run_id']}")
+    for run in runs:
+        shared_service.wait_until_ended(run["run_id"])
 
 
 def sse_events(service: Service, run_id: str, until: str) -> list[tuple[str, dict[str, Any]]]:
@@ -198,7 +211,7 @@ def assert_no_secrets(service: Service) -> None:
 
 def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
     posts_before = len(service.slack.posts)
-    first = service.post_run("TestOAIAzureRelease", 11, request_interval_seconds=0.2)
+    first = service.post_run("TestOAIAzureRelease", 14, request_interval_seconds=0.2)
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["status"] == "started"
@@ -206,7 +219,7 @@ def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
     assert answer["results"]["models"] == MODELS
     first_id = answer["run_id"]
 
-    again = service.post_run("TestOAIAzureRelease", 11, request_interval_seconds=0.2)
+    again = service.post_run("TestOAIAzureRelease", 14, request_interval_seconds=0.2)
     assert again.status_code == 409, again.text
     assert again.json()["detail"]["run_id"] == first_id
 
@@ -227,7 +240,7 @@ def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
     assert list(status["queued_tests"]) == [second_id]
     service.note_children()
 
-    # Live progress while the first run goes on: its first closed window (10 s).
+    # Live progress while the first run goes on: its first closed window (10 s of 14).
     events = sse_events(service, first_id, until="progress")
     assert events[0][0] == "status"
     assert events[0][1]["status"] == "running"
