@@ -1,4 +1,7 @@
-"""Project-wide test configuration: the plugin is tested through pytester, in-process and in
-subprocesses, against real loopback servers."""
+"""The repository's root conftest: it marks the rootdir of `pytest suites ...` and `pytest tests`.
 
-pytest_plugins = ["pytester"]
+It deliberately defines no `pytest_plugins` (pytester comes from `-p pytester` in pyproject's
+addopts): this file sits above `suites/`, which an editable install also collects from other
+directories (`--observatory-suite`), where pytest refuses `pytest_plugins` in a conftest that is
+not at the top of the run.
+"""

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .catalog import LIST, Suite, SuiteNotFound, find_suites
 from .durations import parse_duration
 from .history.compare import RegressionLimit, parse_max_regression
 from .locks import parse_lock_url
@@ -186,6 +187,15 @@ ON_DUPLICATE = _Option(
     "what a check does when the same check already runs: skip (default), fail, or wait for it",
     "skip|fail|wait",
 )
+SUITE = _Option(
+    "--observatory-suite",
+    "observatory_suite",
+    "OBSERVATORY_SUITE",
+    "collect the named bundled suite(s), from any directory without paths: a name such as "
+    "oai_azure_release or its alias TestOAIAzureRelease, a comma list, or 'all'; repeatable; "
+    "'list' prints the catalog",
+    "NAME",
+)
 ALL_OPTIONS = (
     DEPLOYMENT_URL,
     API_KEY,
@@ -206,8 +216,10 @@ ALL_OPTIONS = (
     LOCK_URL,
     MAX_CONCURRENT,
     ON_DUPLICATE,
+    SUITE,
 )
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
+REPEATABLE_OPTIONS = frozenset({SUITE})
 TRUE_TEXTS = ("1", "true", "yes", "on")
 FALSE_TEXTS = ("0", "false", "no", "off")
 SLACK_ON_CHOICES = ("always", "failures")
@@ -217,9 +229,11 @@ DEFAULT_PROGRESS_S = 60.0
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("observatory", "long-running checks against an LLM deployment")
     for option in ALL_OPTIONS:
-        value = (
+        value: dict[str, str] = (
             {"action": "store_true"} if option in BOOLEAN_OPTIONS else {"metavar": option.metavar}
         )
+        if option in REPEATABLE_OPTIONS:
+            value["action"] = "append"
         group.addoption(
             option.flag,
             dest=_dest(option),
@@ -262,6 +276,7 @@ class Settings:
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     on_duplicate: str = "skip"
+    suites: tuple[Suite, ...] = ()  # bundled suites to collect (--observatory-suite)
 
     @property
     def uses_mock(self) -> bool:
@@ -314,6 +329,16 @@ def resolve_settings(config: pytest.Config) -> Settings:
     max_connections = _count(config, MAX_CONNECTIONS)
     fail_fast = _boolean(*_raw(config, FAIL_FAST))
     reporting = _reporting_settings(config)
+    suites_text, source = _raw(config, SUITE)
+    suites: tuple[Suite, ...] = ()
+    if suites_text is not None:
+        names = [name for name in suites_text.split(",") if name.strip()]
+        if not names:
+            raise pytest.UsageError(f"{source}={suites_text!r}: no suite names in the list")
+        try:
+            suites = find_suites(names)
+        except SuiteNotFound as exc:
+            raise pytest.UsageError(f"{source}={suites_text!r}: {exc}, 'all' or 'list'") from None
     return Settings(
         deployment_url=url,
         api_key=api_key,
@@ -322,12 +347,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
         report_path=report_path,
         max_connections=max_connections,
         fail_fast=fail_fast,
+        suites=suites,
         mock=mock,
         target=target,
         **_history_settings(config),
         **reporting,
         **_coordination_settings(config),
     )
+
+
+def suite_listing_requested(config: pytest.Config) -> bool:
+    """`--observatory-suite=list` (or its env/ini twin): print the catalog, run nothing."""
+    text = _raw(config, SUITE)[0]
+    return text is not None and text.lower() == LIST
 
 
 def _history_settings(config: pytest.Config) -> dict[str, Any]:
@@ -434,6 +466,8 @@ def _dest(option: _Option) -> str:
 def _raw(config: pytest.Config, option: _Option) -> tuple[str | None, str]:
     """The value and where it came from (flag, env var or ini key), for error messages."""
     value = config.getoption(_dest(option))
+    if isinstance(value, list):  # a repeatable option: its values as one comma list
+        value = ",".join(value)
     if value is True:  # a boolean flag given on the command line
         return "true", option.flag
     if isinstance(value, str) and value.strip():

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hookspecs, status
+from .catalog import catalog_lines, collect_suites
 from .coordination import COORDINATOR_KEY, Coordinator
 from .crash import CrashWatch
 from .history.compare import COMPARISON_KEY
 from .marker import MARKER_HELP
-from .options import Settings, add_options, resolve_settings
+from .options import Settings, add_options, resolve_settings, suite_listing_requested
 from .redact import host_only
 from .reporting.github import GitHubStepSummary, step_summary_path
 from .reporting.json_report import JsonReport
@@ -42,12 +43,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("observatory_status"):
         return status.main(config, resolve_settings(config))
+    if suite_listing_requested(config):
+        print("\n".join(catalog_lines()))
+        return 0
     return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = config.stash[SETTINGS_KEY] = resolve_settings(config)
+    if settings.suites:
+        collect_suites(config, settings.suites)
     runtime = config.stash[RUNTIME_KEY] = DeploymentRuntime(settings)
     coordinator = config.stash[COORDINATOR_KEY] = Coordinator(config, settings)
     config.add_cleanup(coordinator.close)
@@ -111,6 +117,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     parts = [f"deployment={settings.display_url}"]
     if settings.models:
         parts.append("models=" + ",".join(settings.models))
+    if settings.suites:
+        parts.append("suites=" + ",".join(suite.name for suite in settings.suites))
     if settings.duration_override_s is not None:
         parts.append(f"duration override={settings.duration_override_s:g}s")
     if settings.report_path is not None:
