@@ -26,8 +26,6 @@ import httpx
 import pytest
 from loopback import WEBHOOK_PATH, FakeSlack, serve_fake_slack
 
-from pytest_observatory.service.suites import suite_path
-
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
@@ -298,14 +296,11 @@ def test_delete_stops_a_run_which_still_reports(service: Service) -> None:
 def test_a_check_running_outside_the_service_is_a_duplicate(
     service: Service, tmp_path: Path
 ) -> None:
-    """A pytest run of the same suite on the same host (its folder as the root, as the service
-    runs it), same deployment, key, models and settings: coordination's identity is the same."""
-    suite = suite_path("TestOAIAzureRelease")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    """CI on the same host runs the bundled suite the catalog's way, from its own directory,
+    with the same deployment, key, models and settings: coordination's identity is the same."""
     report = tmp_path / "ci.json"
-    argv = [sys.executable, "-m", "pytest", str(suite), "-m", "observatory"]
-    argv += ["-p", "no:cacheprovider"]
-    argv += ["-c", str(tmp_path / "pytest.ini"), "--rootdir", str(suite.parent)]
+    argv = [sys.executable, "-m", "pytest", "--observatory-suite", "TestOAIAzureRelease"]
+    argv += ["-p", "no:cacheprovider", "-m", "observatory"]
     argv += ["--models", ",".join(MODELS), "--observatory-duration", "20.000s"]
     argv += ["--observatory-report", str(report)]
     env = {

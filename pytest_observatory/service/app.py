@@ -20,14 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..catalog import SuiteNotFound
 from ..locks import LockBackendError
 from ..marker import MarkerError
 from ..result import JSON
-from .checks import SuiteError
+from .checks import SuiteError, suite_file, suite_names
 from .config import AUTH_HEADER, MAX_BODY_BYTES, ServiceSettings
 from .events import run_events
 from .runs import ACTIVE, Duplicate, QueueFull, Run, RunManager, RunRequest
-from .suites import SuiteNotFound, suite_names, suite_path
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
@@ -91,7 +91,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         names = suite_names(settings.suites_dir)
-        manager.suites.warm([suite_path(name, settings.suites_dir) for name in names])
+        manager.suites.warm([suite_file(name, settings.suites_dir) for name in names])
         yield
         await manager.close()
 

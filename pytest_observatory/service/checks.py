@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import catalog
 from ..result import JSON
 from .child import COLLECT_ENV
 from .config import AUTH_ENV
@@ -35,10 +36,31 @@ class SuiteCheck:
     marker: JSON  # the observatory marker's keyword arguments
 
 
+def suite_file(name: str, own_dir: Path | None) -> Path:
+    """The file a suite name means: ``own_dir/test_NAME.py`` first (a team's own suites), else
+    the catalog's bundled suite by name or alias. Raises catalog.SuiteNotFound."""
+    if own_dir is not None:
+        path = own_dir / f"test_{name}.py"
+        if path.is_file():
+            return path
+    return catalog.suite_path(name)
+
+
+def suite_names(own_dir: Path | None) -> list[str]:
+    """Every name a request may use: the bundled suites' class-style aliases (the original
+    Observatory's), their names, then the team's own."""
+    bundled = catalog.bundled_suites()
+    own = sorted(p.stem.removeprefix("test_") for p in own_dir.glob("test_*.py")) if own_dir else []
+    names = [suite.alias for suite in bundled] + [suite.name for suite in bundled] + own
+    return list(dict.fromkeys(names))
+
+
 def pytest_args(path: Path, ini: Path) -> list[str]:
-    """How every pytest process of the service sees a suite. Its folder is the root (node ids,
-    its conftest.py); nothing of the service's working directory (its ini file, its
-    conftest.py) leaks in, and the same arguments give the same node ids every time."""
+    """How every pytest process of the service sees a suite. Its folder is the root: node ids
+    are those of ``pytest --observatory-suite NAME`` (or ``--pyargs pytest_observatory.suites``)
+    run anywhere outside a checkout, so coordination's identities match such runs; the folder's
+    conftest.py applies, nothing of the service's working directory (ini file, conftest.py)
+    does."""
     return [
         str(path), "-m", "observatory", "-p", "pytest_observatory.service.child",
         "-p", "no:cacheprovider", "-c", str(ini),

@@ -38,10 +38,9 @@ from ..mock.settings import PUBLIC_KNOBS
 from ..options import API_KEY, DEPLOYMENT_URL, MOCK_URL, Settings
 from ..redact import redact_url, scrub
 from ..result import JSON, utc_iso
-from .checks import SuiteCheck, SuiteChecks, child_environ, pytest_args
+from .checks import SuiteCheck, SuiteChecks, child_environ, pytest_args, suite_file
 from .child import OVERRIDES_ENV
 from .config import ServiceSettings
-from .suites import suite_path
 
 Status = Literal["queued", "running", "passed", "failed", "interrupted", "error"]
 ACTIVE: tuple[Status, ...] = ("queued", "running")
@@ -222,7 +221,7 @@ class RunManager:
     async def submit(self, request: RunRequest) -> Run:
         """Start the run now or queue it. Raises SuiteNotFound, SuiteError, MarkerError,
         LockBackendError, Duplicate or QueueFull."""
-        path = suite_path(request.test_suite, self.settings.suites_dir)
+        path = suite_file(request.test_suite, self.settings.suites_dir)
         identities, duration_s = request.identify(await self.suites.of(path))
         holder = await asyncio.to_thread(self._held_elsewhere, identities)
         # No await from here until the run is registered: two identical requests arriving
