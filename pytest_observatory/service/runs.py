@@ -223,7 +223,9 @@ class RunManager:
         LockBackendError, Duplicate or QueueFull."""
         path = suite_file(request.test_suite, self.settings.suites_dir)
         identities, duration_s = request.identify(await self.suites.of(path))
-        holder = await asyncio.to_thread(self._held_elsewhere, identities)
+        if self._backend is None:
+            self._backend = open_backend(self.settings.lock_url, self.settings.effective_lock_dir)
+        holder = await asyncio.to_thread(_held_elsewhere, self._backend, identities)
         # No await from here until the run is registered: two identical requests arriving
         # together cannot both pass the check.
         for run in self.runs.values():
@@ -247,17 +249,6 @@ class RunManager:
             self._queue.append(run)
             run.save()
         return run
-
-    def _held_elsewhere(self, identities: Sequence[str]) -> str | None:
-        """Who runs one of these checks outside this service (CI on this host, another
-        service), from the coordination locks the runs' processes take."""
-        if self._backend is None:
-            self._backend = open_backend(self.settings.lock_url, self.settings.effective_lock_dir)
-        for identity in identities:
-            holder = self._backend.holder(CHECK_PREFIX + identity)
-            if holder is not None:
-                return describe_holder(self._backend, identity, holder)
-        return None
 
     async def stop(self, run: Run) -> None:
         """A queued run leaves the queue; a running one gets SIGTERM and ends ``interrupted``
@@ -376,3 +367,12 @@ class RunManager:
                 was = run.status
                 self._end(run, "interrupted", error=f"the service stopped while it was {was}")
 
+
+def _held_elsewhere(backend: LockBackend, identities: Sequence[str]) -> str | None:
+    """Who runs one of these checks outside this service (CI on this host, another service),
+    from the coordination locks the runs' processes take."""
+    for identity in identities:
+        holder = backend.holder(CHECK_PREFIX + identity)
+        if holder is not None:
+            return describe_holder(backend, identity, holder)
+    return None
