@@ -9,11 +9,8 @@ reuse, which a fresh client per request would hide. The helpers send through tha
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
-import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +20,17 @@ import httpx
 from .errors import DeploymentError, DeploymentHTTPError
 from .loop import SessionLoop
 from .observe import StreamResult, current_observer
-from .stats import NS_PER_MS
+from .options import DEFAULT_HEALTH_PATH
+from .streams import (
+    ChatStream,
+    MessagesStream,
+    ResponsesStream,
+    StreamError,
+    StreamReader,
+    error_message,
+)
 from .target import Target
+from .tracing import REQUEST_ID_HEADER
 from .transport import (
     CONNECT_TIMEOUT_S,
     EVENT_STREAM,
@@ -43,7 +49,12 @@ Messages = Sequence[dict[str, Any]]
 JSONObject = dict[str, Any]
 
 DEFAULT_TIMEOUT_S = 60.0
+# The Messages API requires max_tokens; this is the default the helpers send.
+DEFAULT_MESSAGES_MAX_TOKENS = 256
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_ANTHROPIC_HEADERS = {**_JSON_HEADERS, "anthropic-version": "2023-06-01"}
+
+__all__ = ["AsyncDeployment", "StreamError", "SyncDeployment"]
 
 
 def build_httpx_client(target: Target, pool: SessionPool) -> httpx.AsyncClient:
@@ -61,10 +72,6 @@ def set_request_timeout(client: httpx.AsyncClient, seconds: float) -> None:
     client.timeout = httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S))
 
 
-class StreamError(DeploymentError):
-    """A stream that stalled, ended early or carried malformed data."""
-
-
 class AsyncDeployment:
     """Helpers for ``async def`` checks: ``await deployment.chat(model, "Hello")``."""
 
@@ -75,6 +82,7 @@ class AsyncDeployment:
         loop: SessionLoop,
         target: Target,
         api_key: str | None,
+        health_path: str = DEFAULT_HEALTH_PATH,
     ) -> None:
         self.client = client
         self.url = target.display
@@ -82,6 +90,8 @@ class AsyncDeployment:
         self._session = pool.session
         self._target = target
         self._base = target.api_base
+        self._root = target.api_base.removesuffix("v1/")
+        self._health_path = health_path
         self._query = target.query or None
         self._api_key = api_key
         self._loop = loop
@@ -113,24 +123,75 @@ class AsyncDeployment:
             "stream_options": {"include_usage": True},
             **params,
         }
+        return await self._stream("chat/completions", body, ChatStream)
+
+    async def responses(self, model: str, input: str | Messages, **params: Any) -> JSONObject:
+        """POST /v1/responses (the OpenAI Responses API); returns the parsed ``response``."""
+        body = {"model": model, "input": _input(input), **params}
+        reply = await self.request_json("POST", "responses", body)
+        if not isinstance(reply, dict) or not isinstance(reply.get("output"), list):
+            raise DeploymentError("response without an 'output' list")
+        return reply
+
+    async def stream_responses(
+        self, model: str, input: str | Messages, **params: Any
+    ) -> StreamResult:
+        """POST /v1/responses with ``stream: true``: text deltas timed as they arrive."""
+        body = {"model": model, "input": _input(input), "stream": True, **params}
+        return await self._stream("responses", body, ResponsesStream)
+
+    async def messages(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
+        """POST /v1/messages (the Anthropic Messages API); ``max_tokens`` defaults to 256."""
+        body = {"model": model, "messages": _messages(prompt), **_max_tokens(params)}
+        reply = await self._request_json("POST", "messages", body, _ANTHROPIC_HEADERS)
+        if not isinstance(reply, dict) or not isinstance(reply.get("content"), list):
+            raise DeploymentError("message without a 'content' list")
+        return reply
+
+    async def stream_messages(
+        self, model: str, prompt: str | Messages, **params: Any
+    ) -> StreamResult:
+        """POST /v1/messages with ``stream: true``: text deltas timed as they arrive."""
+        body = {"model": model, "messages": _messages(prompt), "stream": True}
+        body.update(_max_tokens(params))
+        return await self._stream("messages", body, MessagesStream, _ANTHROPIC_HEADERS)
+
+    async def health(self, path: str | None = None) -> Any:
+        """GET the gateway's health route (``--deployment-health-path``, at the root, not
+        under /v1); returns the parsed JSON, or the text of a non-JSON answer. Non-2xx raises."""
+        raw, _ = await self._send("GET", path or self._health_path, None, _JSON_HEADERS)
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return raw.decode("utf-8", errors="replace")
+
+    async def _stream(
+        self,
+        path: str,
+        body: JSONObject,
+        reader_type: type[StreamReader],
+        headers: dict[str, str] = _JSON_HEADERS,
+    ) -> StreamResult:
+        """POST a streamed request to /v1/``path`` and read it with its API's reader."""
+        shown = "/v1/" + path
         self._require_session_loop()
         watch = Stopwatch()
         await self._pool.acquire(watch)
         try:
             with httpx_errors():
                 async with self._session.post(
-                    self._base + "chat/completions",
+                    self._base + path,
                     params=self._query,
                     data=json.dumps(body),
-                    headers=_JSON_HEADERS,
+                    headers={**headers, REQUEST_ID_HEADER: watch.request_id},
                     timeout=self._timeout,
                 ) as response:
-                    watch.headers_received()
+                    watch.headers_received(response)
                     if response.status >= 300:
                         raw = await response.read()
                         watch.finish(response.status, len(raw))
                         raise DeploymentHTTPError(
-                            response.status, "/v1/chat/completions", _error_detail(raw, response)
+                            response.status, shown, _error_detail(raw, response)
                         )
                     if "Content-Type" in response.headers and (
                         response.content_type != EVENT_STREAM
@@ -138,18 +199,20 @@ class AsyncDeployment:
                         raw = await response.content.read(80)
                         watch.finish(response.status, len(raw))
                         raise DeploymentError(
-                            f"stream from /v1/chat/completions (HTTP {response.status}) is "
+                            f"stream from {shown} (HTTP {response.status}) is "
                             f"{response.content_type}, not {EVENT_STREAM}: {raw!r}"
                         )
-                    reader = _StreamReader(watch, self._timeout_s)
+                    reader = reader_type(watch, self._timeout_s)
                     try:
                         await reader.read(response)
                     finally:
                         watch.finish(response.status, reader.bytes_in)
         finally:
             self._pool.release()
-        result = reader.result()
         observer = current_observer.get()
+        if observer is not None:
+            observer.tokens_used(str(body["model"]), reader.usage)
+        result = reader.result()
         if observer is not None:
             observer.stream_done(result)
         return result
@@ -172,33 +235,48 @@ class AsyncDeployment:
 
     async def request_json(self, method: str, path: str, body: JSONObject | None = None) -> Any:
         """Send, require 2xx and valid JSON; anything else raises a classified error."""
+        return await self._request_json(method, path, body, _JSON_HEADERS)
+
+    async def _request_json(
+        self, method: str, path: str, body: JSONObject | None, headers: dict[str, str]
+    ) -> Any:
+        reply = _json(*await self._send(method, path, body, headers))
+        observer = current_observer.get()
+        if observer is not None and isinstance(reply, dict) and "usage" in reply:
+            # Every helper answers through here (and a probe's own request_json): the cost.
+            model = body.get("model") if body else None
+            observer.tokens_used(None if model is None else str(model), reply["usage"])
+        return reply
+
+    async def _send(
+        self, method: str, path: str, body: JSONObject | None, headers: dict[str, str]
+    ) -> tuple[bytes, str]:
+        """Send to /v1/``path`` (or, for a path starting with ``/``, to that path at the
+        gateway's root); the body of a 2xx answer and where it came from, else a classified
+        error."""
         self._require_session_loop()
+        url = self._root + path[1:] if path.startswith("/") else self._base + path
         watch = Stopwatch()
         await self._pool.acquire(watch)
         try:
             with httpx_errors():
                 async with self._session.request(
                     method,
-                    self._base + path,
+                    url,
                     params=self._query,
                     data=None if body is None else json.dumps(body),
-                    headers=_JSON_HEADERS,
+                    headers={**headers, REQUEST_ID_HEADER: watch.request_id},
                     timeout=self._deadline,
                 ) as response:
-                    watch.headers_received()
+                    watch.headers_received(response)
                     raw = await response.read()
         finally:
             self._pool.release()
         watch.finish(response.status, len(raw))
+        shown = path if path.startswith("/") else "/v1/" + path
         if response.status >= 300:
-            raise DeploymentHTTPError(response.status, "/v1/" + path, _error_detail(raw, response))
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise DeploymentError(
-                f"invalid JSON from /v1/{path} (HTTP {response.status}, "
-                f"{response.content_type}): {raw[:80]!r}"
-            ) from None
+            raise DeploymentHTTPError(response.status, shown, _error_detail(raw, response))
+        return raw, f"{shown} (HTTP {response.status}, {response.content_type})"
 
     def openai(self, **options: Any) -> openai.AsyncOpenAI:
         """An ``openai.AsyncOpenAI`` on the session pool: the deployment's /v1 base, its key
@@ -228,131 +306,6 @@ class AsyncDeployment:
                 "the deployment helpers run on the observatory session loop: use them in "
                 "observatory checks (or the blocking helpers a plain 'def' check receives)"
             )
-
-
-class _StreamReader:
-    """Incremental SSE parsing of a chat completion stream, timing each content chunk."""
-
-    def __init__(self, watch: Stopwatch, timeout_s: float) -> None:
-        self._watch = watch
-        self._timeout_s = timeout_s
-        self._text: list[str] = []
-        self._content_times: list[int] = []
-        self._data: list[str] = []
-        self.bytes_in = 0
-        self.chunks = 0
-        self.done = False
-        self.finish_reason: str | None = None
-        self.usage: JSONObject | None = None
-        self.ended_ns = 0
-
-    async def read(self, response: aiohttp.ClientResponse) -> None:
-        """Lines are split here rather than by aiohttp's line iterator, which gives up on a line
-        over 512 KiB (``LineTooLong``): one event may legitimately carry a whole answer."""
-        try:
-            async with contextlib.aclosing(self._lines(response)) as lines:
-                async for line in lines:
-                    if self._feed(line):
-                        break
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):  # not builtin on 3.10
-            raise StreamError(
-                f"stream stalled: no data for {self._timeout_s:g}s after {self.chunks} chunks",
-                "stream_stalled",
-            ) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise StreamError(
-                f"stream cut off after {self.chunks} chunks: {type(exc).__name__}",
-                "stream_truncated",
-            ) from None
-        if not self.done:
-            raise StreamError(
-                f"stream ended without [DONE] after {self.chunks} chunks", "stream_truncated"
-            )
-        self.ended_ns = time.perf_counter_ns()
-
-    async def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
-        partial: list[bytes] = []  # pieces of a line not ended yet: joined once, not re-copied
-        async for chunk in response.content.iter_any():
-            self.bytes_in += len(chunk)
-            *ended, rest = chunk.split(b"\n")
-            for piece in ended:
-                partial.append(piece)
-                line, partial = b"".join(partial), []
-                yield line.decode("utf-8", errors="replace").rstrip("\r")
-            if rest:
-                partial.append(rest)
-
-    def _feed(self, line: str) -> bool:
-        """One SSE line; True once ``[DONE]`` arrived."""
-        if line:
-            if line.startswith(":"):
-                return False  # comment / keep-alive
-            field, _, value = line.partition(":")
-            if field == "data":
-                self._data.append(value[1:] if value.startswith(" ") else value)
-            elif field not in ("event", "id", "retry"):
-                raise StreamError(f"bad SSE line: {line[:60]!r}", "bad_sse")
-            return False
-        if not self._data:
-            return False
-        data, self._data = "\n".join(self._data), []
-        if data == "[DONE]":
-            self.done = True
-            return True
-        self._chunk(data)
-        return False
-
-    def _chunk(self, data: str) -> None:
-        try:
-            chunk = json.loads(data)
-            choices = chunk.get("choices") or []
-        except (json.JSONDecodeError, AttributeError):
-            raise StreamError(f"bad SSE data: {data[:60]!r}", "bad_sse") from None
-        self.chunks += 1
-        if chunk.get("error") and not choices:
-            # A gateway whose upstream failed mid-stream says so in-band (LiteLLM, vLLM), then
-            # ends the stream: without this, a [DONE] after it would pass for a good answer.
-            raise StreamError(
-                f"stream ended by an error event after {self.chunks - 1} chunks: "
-                f"{_error_message(chunk['error'])}",
-                "stream_truncated",
-            )
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        for choice in choices:
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                self._text.append(content)
-                self._content_times.append(time.perf_counter_ns())
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-
-    def result(self) -> StreamResult:
-        times = self._content_times
-        if not times:
-            raise StreamError("stream carried no content", "bad_response")
-        started = self._watch.sent_ns  # queueing is the client's
-        ttft_ns = times[0] - started
-        total_ns = self.ended_ns - started
-        gaps = tuple((b - a) / NS_PER_MS for a, b in itertools.pairwise(times))
-        usage_tokens = (self.usage or {}).get("completion_tokens")
-        if isinstance(usage_tokens, int) and usage_tokens > 0:
-            tokens, source = usage_tokens, "usage"
-        else:
-            tokens, source = len(times), "chunks"
-        return StreamResult(
-            text="".join(self._text),
-            finish_reason=self.finish_reason,
-            usage=self.usage,
-            ttft_ms=ttft_ns / NS_PER_MS,
-            itl_ms=gaps,
-            tpot_ms=(total_ns - ttft_ns) / NS_PER_MS / (tokens - 1) if tokens > 1 else None,
-            output_tokens=tokens,
-            tokens_source=source,
-            tokens_per_s=tokens / (total_ns / 1e9) if total_ns > 0 else 0.0,
-            total_ms=total_ns / NS_PER_MS,
-        )
 
 
 class SyncDeployment:
@@ -398,11 +351,41 @@ class SyncDeployment:
     def request_json(self, method: str, path: str, body: JSONObject | None = None) -> Any:
         return self._loop.run(self._async.request_json(method, path, body))
 
+    def responses(self, model: str, input: str | Messages, **params: Any) -> JSONObject:
+        return self._loop.run(self._async.responses(model, input, **params))
+
+    def stream_responses(self, model: str, input: str | Messages, **params: Any) -> StreamResult:
+        return self._loop.run(self._async.stream_responses(model, input, **params))
+
+    def messages(self, model: str, prompt: str | Messages, **params: Any) -> JSONObject:
+        return self._loop.run(self._async.messages(model, prompt, **params))
+
+    def stream_messages(self, model: str, prompt: str | Messages, **params: Any) -> StreamResult:
+        return self._loop.run(self._async.stream_messages(model, prompt, **params))
+
+    def health(self, path: str | None = None) -> Any:
+        return self._loop.run(self._async.health(path))
+
 
 def _messages(prompt: str | Messages) -> list[dict[str, Any]]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     return [dict(message) for message in prompt]
+
+
+def _input(input: str | Messages) -> str | list[dict[str, Any]]:
+    return input if isinstance(input, str) else [dict(item) for item in input]
+
+
+def _max_tokens(params: dict[str, Any]) -> dict[str, Any]:
+    return {"max_tokens": DEFAULT_MESSAGES_MAX_TOKENS, **params}
+
+
+def _json(raw: bytes, source: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DeploymentError(f"invalid JSON from {source}: {raw[:80]!r}") from None
 
 
 def _error_detail(raw: bytes, response: aiohttp.ClientResponse) -> str:
@@ -412,11 +395,4 @@ def _error_detail(raw: bytes, response: aiohttp.ClientResponse) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return raw.decode("utf-8", errors="replace").strip()[:160] or (response.reason or "")
     error = payload.get("error") if isinstance(payload, dict) else None
-    return _error_message(error) if error else json.dumps(payload)[:160]
-
-
-def _error_message(error: object) -> str:
-    """The message of an OpenAI-shaped ``error`` member (an object or a plain string)."""
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    return error if isinstance(error, str) else json.dumps(error)[:160]
+    return error_message(error) if error else json.dumps(payload)[:160]

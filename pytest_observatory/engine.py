@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from .errors import classify
+from .errors import classify, http_status
 from .live import Progress
 from .load import shape_for
 from .load.rows import phase_label
 from .marker import CheckSpec
-from .observe import RequestTiming, StreamResult, current_observer
+from .observe import Exchange, RequestTiming, StreamResult, current_observer
 from .result import JSON
 from .stats import NS_PER_MS, CheckRecorder
 
@@ -47,7 +47,7 @@ class CheckRun:
         self._probe = probe
         self._models = itertools.cycle(spec.models) if spec.models else itertools.repeat(None)
         self._started_probes = 0
-        self._in_flight: dict[int, tuple[str | None, int]] = {}
+        self._in_flight: dict[int, tuple[str | None, int, _ProbeObserver]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.shape, phases = shape_for(spec)
@@ -220,7 +220,7 @@ class CheckRun:
         started = time.perf_counter_ns()
         observer = _ProbeObserver(self.recorder, self._t_s(started))
         token = current_observer.set(observer)
-        self._in_flight[slot] = (model, started)
+        self._in_flight[slot] = (model, started, observer)
         self.recorder.probe_started(self._t_s(started))
         try:
             await self._probe(model)
@@ -234,7 +234,9 @@ class CheckRun:
             # GeneratorExit included: raised by probe code (a real Ctrl-C reaches the main
             # thread, never this loop), and re-raised from a task they would kill the loop.
             category, message = classify(exc)
-            self.recorder.failure(model, self._t_s(started), category, message)
+            self.recorder.failure(
+                model, self._t_s(started), category, message, slot, http_status(exc), observer.last
+            )
         else:
             wall_ns = time.perf_counter_ns() - started
             self.recorder.success(
@@ -245,13 +247,16 @@ class CheckRun:
             current_observer.reset(token)
 
     def _record_hung(self) -> None:
-        for model, started in list(self._in_flight.values()):
+        for slot, (model, started, observer) in list(self._in_flight.items()):
             self.recorder.failure(
                 model,
                 self._t_s(started),
                 "timeout",
                 f"timeout: probe still running {self.spec.request_timeout_s:g}s "
                 "after the check's end (hung)",
+                slot,
+                None,
+                observer.last,
             )
 
     def _t_s(self, ns: int) -> float:
@@ -259,15 +264,23 @@ class CheckRun:
 
 
 class _ProbeObserver:
-    """Installed for one probe: forwards to the check's recorder and sums the probe's waits
-    for a pooled connection, which are the client's, not the deployment's latency."""
+    """Installed for one probe: forwards to the check's recorder, sums the probe's waits
+    for a pooled connection, which are the client's, not the deployment's latency, and keeps
+    the probe's latest request, to which a failure is traced."""
 
-    __slots__ = ("_recorder", "_t_s", "queue_ns")
+    __slots__ = ("_recorder", "_t_s", "queue_ns", "last")
 
     def __init__(self, recorder: CheckRecorder, t_s: float) -> None:
         self._recorder = recorder
         self._t_s = t_s  # the probe's start, which places its stream in a time window
         self.queue_ns = 0
+        self.last: Exchange | None = None
+
+    def request_sent(self, exchange: Exchange) -> None:
+        self.last = exchange
+
+    def tokens_used(self, model: str | None, usage: object) -> None:
+        self._recorder.tokens.add(model, usage)
 
     def request_done(self, timing: RequestTiming) -> None:
         self.queue_ns += timing.queue_ns or 0

@@ -50,7 +50,7 @@ def _category(exc: BaseException) -> str:
     connection-error classes."""
     if isinstance(exc, DeploymentError):
         return exc.category
-    status = _http_status(exc)
+    status = http_status(exc)
     if status is not None:
         return http_category(status)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, *_loaded(_TIMEOUTS))):
@@ -99,7 +99,7 @@ def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ..
     return tuple(kind for kind in found if isinstance(kind, type))
 
 
-def _http_status(exc: BaseException) -> int | None:
+def http_status(exc: BaseException) -> int | None:
     """``status_code`` (openai.APIStatusError) or ``response.status_code`` (httpx's and
     requests' HTTP errors); only a real HTTP status counts."""
     status = getattr(exc, "status_code", None)

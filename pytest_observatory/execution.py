@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import gc
 import inspect
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -135,14 +136,25 @@ def _result(
 def _make_probe(
     item: pytest.Function, executor: concurrent.futures.Executor, runtime: DeploymentRuntime
 ) -> Probe:
-    """One call of the test body with its fixtures; `model` changes probe by probe."""
+    """One call of the test body with its fixtures; `model` changes probe by probe, and so
+    does `embedding_model` (the probe's model if the check takes no `model`, else the next of
+    the embedding models)."""
     func = item.stash[FUNCTION_KEY]
     names = argnames(item)
-    fixed = {name: item.funcargs[name] for name in names if name != "model"}
-    takes_model = "model" in names
+    per_probe = ("model", "embedding_model")
+    fixed = {name: item.funcargs[name] for name in names if name not in per_probe}
+    cycled = next((name for name in per_probe if name in names), None)
+    embedding = None
+    if cycled == "model" and "embedding_model" in names:
+        embedding = itertools.cycle(runtime.settings.embedding_models)
 
     def kwargs(model: str | None) -> dict[str, Any]:
-        return {**fixed, "model": model} if takes_model else fixed
+        if cycled is None:
+            return fixed
+        args = {**fixed, cycled: model}
+        if embedding is not None:
+            args["embedding_model"] = next(embedding)
+        return args
 
     if inspect.iscoroutinefunction(func):
 

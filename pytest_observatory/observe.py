@@ -7,6 +7,7 @@ transport and the stream parser report to whatever is installed, so probes need 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,12 +46,32 @@ class StreamResult:
     total_ms: float
 
 
+class Exchange(Protocol):
+    """One request as far as it got (the transport's stopwatch): the ``X-Request-ID`` we sent,
+    and the status and headers once an answer began (None before)."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def status(self) -> int | None: ...
+
+    @property
+    def response_headers(self) -> Mapping[str, str] | None: ...
+
+
 class RequestObserver(Protocol):
     """What the engine installs for a probe: it receives every request and stream it made."""
+
+    def request_sent(self, exchange: Exchange) -> None:
+        """A request is about to leave: the probe's latest, which a failure is traced to."""
 
     def request_done(self, timing: RequestTiming) -> None: ...
 
     def stream_done(self, result: StreamResult) -> None: ...
+
+    def tokens_used(self, model: str | None, usage: object) -> None:
+        """An answer's ``usage`` member (usage.py reads it), for the ``model`` asked for."""
 
 
 # The recorder of the check whose probe is running; set by the engine, read by the transport.

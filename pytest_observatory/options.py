@@ -27,6 +27,7 @@ MOCK_URL = "mock"
 DEFAULT_MAX_CONCURRENT = 5
 ON_DUPLICATE_CHOICES = ("skip", "fail", "wait")
 DEFAULT_LOCK_DIR = Path(tempfile.gettempdir(), "pytest-observatory")
+DEFAULT_HEALTH_PATH = "/health/liveliness"  # LiteLLM's; vLLM's is /health
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,22 @@ MODELS = _Option(
     "OBSERVATORY_MODELS",
     "comma-separated models that checks cycle through when their marker names none",
     "M1,M2",
+)
+EMBEDDING_MODELS = _Option(
+    "--embedding-models",
+    "observatory_embedding_models",
+    "OBSERVATORY_EMBEDDING_MODELS",
+    "comma-separated embedding models that checks taking `embedding_model` cycle through "
+    "(against 'mock': its models)",
+    "M1,M2",
+)
+HEALTH_PATH = _Option(
+    "--deployment-health-path",
+    "observatory_deployment_health_path",
+    "OBSERVATORY_DEPLOYMENT_HEALTH_PATH",
+    f"the gateway's health route, at its root, that deployment.health() asks (default "
+    f"{DEFAULT_HEALTH_PATH}, LiteLLM's; vLLM's is /health)",
+    "PATH",
 )
 DURATION = _Option(
     "--observatory-duration",
@@ -216,6 +233,8 @@ ALL_OPTIONS = (
     LOCK_URL,
     MAX_CONCURRENT,
     ON_DUPLICATE,
+    EMBEDDING_MODELS,
+    HEALTH_PATH,
     SUITE,
 )
 BOOLEAN_OPTIONS = frozenset({FAIL_FAST})
@@ -276,6 +295,8 @@ class Settings:
     lock_url: str | None = field(default=None, repr=False)  # may carry a Redis password
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     on_duplicate: str = "skip"
+    embedding_models: tuple[str, ...] = ()
+    health_path: str = DEFAULT_HEALTH_PATH
     suites: tuple[Suite, ...] = ()  # bundled suites to collect (--observatory-suite)
 
     @property
@@ -312,14 +333,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     api_key = _raw(config, API_KEY)[0]
     url, source = _raw(config, DEPLOYMENT_URL)
     mock, target = (None, None) if url is None else _check_url(url, source, api_key)
-    models_text, source = _raw(config, MODELS)
-    models: tuple[str, ...] = ()
-    if models_text is not None:
-        models = tuple(name.strip() for name in models_text.split(",") if name.strip())
-        if not models:
-            raise pytest.UsageError(f"{source}={models_text!r}: no model names in the list")
-    elif mock is not None:
-        models = mock.models
+    models = _model_list(config, MODELS, mock)
     duration_text, source = _raw(config, DURATION)
     override: float | None = None
     if duration_text is not None:
@@ -353,7 +367,34 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **_history_settings(config),
         **reporting,
         **_coordination_settings(config),
+        **_api_settings(config, mock),
     )
+
+
+def _model_list(
+    config: pytest.Config, option: _Option, mock: MockSettings | None
+) -> tuple[str, ...]:
+    """A comma list of models; unset against the mock, its models."""
+    text, source = _raw(config, option)
+    if text is None:
+        return mock.models if mock is not None else ()
+    models = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not models:
+        raise pytest.UsageError(f"{source}={text!r}: no model names in the list")
+    return models
+
+
+def _api_settings(config: pytest.Config, mock: MockSettings | None) -> dict[str, Any]:
+    """The embedding models and the health route the API helpers and suites use."""
+    path, source = _raw(config, HEALTH_PATH)
+    if path is not None and (not path.startswith("/") or "://" in path or "?" in path):
+        raise pytest.UsageError(
+            f"{source}={path!r}: expected a path at the gateway's root, e.g. /health"
+        )
+    return {
+        "embedding_models": _model_list(config, EMBEDDING_MODELS, mock),
+        "health_path": path or DEFAULT_HEALTH_PATH,
+    }
 
 
 def suite_listing_requested(config: pytest.Config) -> bool:

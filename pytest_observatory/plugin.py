@@ -169,3 +169,15 @@ def model(request: pytest.FixtureRequest) -> str:
     if not models:
         pytest.fail("no models: pass --models=a,b or observatory(models=[...])", pytrace=False)
     return models[0]
+
+
+@pytest.fixture
+def embedding_model(request: pytest.FixtureRequest) -> str:
+    """The embedding model of the current probe: checks cycle through --embedding-models."""
+    models = request.config.stash[SETTINGS_KEY].embedding_models
+    spec = request.node.stash.get(SPEC_KEY, None)
+    if spec is not None and "model" not in request.fixturenames:
+        models = spec.models  # the check cycles the embedding models itself (runner.py)
+    if not models:
+        pytest.fail("no embedding models: pass --embedding-models=a,b", pytrace=False)
+    return models[0]

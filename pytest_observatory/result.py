@@ -48,6 +48,8 @@ class CheckResult:
     stopped_early: JSON | None = None  # fail-fast: reason, t_s, probes, failures
     stages: list[JSON] | None = None  # one row per stage (load/rows.py)
     sweep: JSON | None = None  # levels (rows) and knee (load/knee.py)
+    failure_samples: list[JSON] | None = None  # a few failures with request ids (tracing.py)
+    tokens: JSON | None = None  # prompt/completion tokens, total and per model (usage.py)
 
     def to_dict(self) -> JSON:
         return asdict(self)

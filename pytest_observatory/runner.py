@@ -8,6 +8,7 @@ items are claimed in a ``tryfirst`` pytest_pyfunc_call, whatever async plugin is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -67,7 +68,7 @@ class CheckRunner:
             except MarkerError as exc:
                 item.stash[SPEC_ERROR_KEY] = f"{item.nodeid}: observatory marker: {exc}"
                 continue
-            item.stash[SPEC_KEY] = spec
+            item.stash[SPEC_KEY] = spec = _embedding_check(spec, mark, self._settings, item)
             if self._settings.deployment_url is None:
                 item.add_marker(pytest.mark.skip(reason="no --deployment-url"))
             elif has_timeout and item.get_closest_marker("timeout") is None:
@@ -88,6 +89,14 @@ class CheckRunner:
             pytest.fail(
                 f"{item.nodeid}: the check takes `model` but no models are set: "
                 "pass --models=a,b (or OBSERVATORY_MODELS) or observatory(models=[...])",
+                pytrace=False,
+            )
+        if "embedding_model" in argnames(item) and not (
+            self._settings.embedding_models if "model" in argnames(item) else spec.models
+        ):
+            pytest.fail(
+                f"{item.nodeid}: the check takes `embedding_model` but no embedding models are "
+                "set: pass --embedding-models=a,b (or OBSERVATORY_EMBEDDING_MODELS)",
                 pytrace=False,
             )
         # Coordination: the check's identity lock and a host slot (skip, fail or wait here).
@@ -147,6 +156,17 @@ class CheckRunner:
             self._config.stash.get(COMPARISON_KEY, None),
             publish=None if is_worker(self._config) else self._publish,
         )
+
+
+def _embedding_check(
+    spec: CheckSpec, mark: pytest.Mark, settings: Settings, item: pytest.Item
+) -> CheckSpec:
+    """A check that takes ``embedding_model`` and not ``model`` cycles the embedding models
+    (unless its marker names models): its per-model figures are theirs."""
+    names = argnames(item)
+    if "embedding_model" not in names or "model" in names or mark.kwargs.get("models"):
+        return spec
+    return dataclasses.replace(spec, models=settings.embedding_models)
 
 
 def _time_limit(spec: CheckSpec) -> float:

@@ -77,8 +77,9 @@ class DeploymentRuntime:
     def async_deployment(self) -> AsyncDeployment:
         from .client import AsyncDeployment
 
+        settings = self.settings
         return AsyncDeployment(
-            self.pool, self.client, self.loop, self.target, self.settings.api_key
+            self.pool, self.client, self.loop, self.target, settings.api_key, settings.health_path
         )
 
     @cached_property

@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from .observe import RequestTiming, StreamResult
+from .observe import Exchange, RequestTiming, StreamResult
+from .tracing import FailureSamples
+from .usage import TokenTally
 
 RELATIVE_ACCURACY = 0.01
 MAX_DISTINCT_ERRORS = 50
@@ -259,6 +261,8 @@ class CheckRecorder:
         self.error_failure_times: dict[str, FailureTimes] = {}
         self.http = HttpStats()
         self.streams = StreamStats()
+        self.samples = FailureSamples(redact)  # tracing.py: a few failures, with request ids
+        self.tokens = TokenTally()  # usage.py: what the answers cost
         # Listeners (the journal): a time window closed, a distinct error was first seen.
         self.on_window_closed: Callable[[], None] | None = None
         self.on_new_error: Callable[[float, str | None, str], None] | None = None
@@ -307,8 +311,20 @@ class CheckRecorder:
         for listener in self._listeners:
             listener.probe_done(t_s, False)
 
-    def failure(self, model: str | None, t_s: float, category: str, message: str) -> None:
+    def failure(
+        self,
+        model: str | None,
+        t_s: float,
+        category: str,
+        message: str,
+        lane: int | None = None,
+        status: int | None = None,
+        exchange: Exchange | None = None,
+    ) -> None:
+        """``lane``, ``status`` and ``exchange`` (the probe's latest request) go into the
+        failure samples only."""
         message = self._redact(message)
+        self.samples.offer(t_s, model, lane, category, message, status, exchange)
         for stats in self._stats(model, t_s):
             stats.probes += 1
             stats.failures += 1

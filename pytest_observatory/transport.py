@@ -23,30 +23,50 @@ import httpx
 
 from .loop import SessionLoop
 from .observe import RequestTiming, current_observer
+from .tracing import REQUEST_ID_HEADER, new_request_id
 
 CONNECT_TIMEOUT_S = 10.0
 EVENT_STREAM = "text/event-stream"
 
 
 class Stopwatch:
-    """Times one request. ``queue_ns`` is the wait for a connection of a capped pool (``None``
-    when the pool is not capped, so nothing can wait); it is kept out of both latencies."""
+    """Times one request and names it. ``queue_ns`` is the wait for a connection of a capped
+    pool (``None`` when the pool is not capped, so nothing can wait); it is kept out of both
+    latencies. ``request_id`` goes out as ``X-Request-ID`` (a fresh one per request, or the one
+    the caller set); the probe's observer keeps the latest stopwatch, so a failure can be traced
+    to the request it ended on (tracing.py)."""
 
-    __slots__ = ("started", "queue_ns", "headers_ns", "stream_ttft_ns")
+    __slots__ = (
+        "started",
+        "queue_ns",
+        "headers_ns",
+        "stream_ttft_ns",
+        "request_id",
+        "status",
+        "response_headers",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, request_id: str | None = None) -> None:
         self.started = time.perf_counter_ns()
         self.queue_ns: int | None = None
         self.headers_ns = 0
         self.stream_ttft_ns: int | None = None
+        self.request_id = request_id or new_request_id()
+        self.status: int | None = None
+        self.response_headers: Mapping[str, str] | None = None
+        observer = current_observer.get()
+        if observer is not None:
+            observer.request_sent(self)
 
     @property
     def sent_ns(self) -> int:
         """When the request really left: its start plus any wait for a connection."""
         return self.started + (self.queue_ns or 0)
 
-    def headers_received(self) -> None:
+    def headers_received(self, response: aiohttp.ClientResponse) -> None:
         self.headers_ns = time.perf_counter_ns() - self.sent_ns
+        self.status = response.status
+        self.response_headers = response.headers
 
     def first_chunk(self) -> None:
         """A server-sent event stream's first body bytes: its time to first token, as far as a
@@ -184,14 +204,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         read = timeouts.get("read")
         timeout = aiohttp_timeout(read) if read is not None else aiohttp.ClientTimeout(total=None)
-        watch = Stopwatch()
+        watch = Stopwatch(request.headers.get(REQUEST_ID_HEADER))
+        headers = request.headers.multi_items()
+        if REQUEST_ID_HEADER not in request.headers:
+            headers.append((REQUEST_ID_HEADER, watch.request_id))
         await self._pool.acquire(watch)
         try:
             with httpx_errors(request):
                 response = await self._pool.session.request(
                     request.method,
                     str(request.url),
-                    headers=request.headers.multi_items(),
+                    headers=headers,
                     data=await request.aread() or None,
                     allow_redirects=False,
                     auto_decompress=False,
@@ -200,7 +223,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except BaseException:
             self._pool.release()
             raise
-        watch.headers_received()
+        watch.headers_received(response)
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()

@@ -101,6 +101,8 @@ def judge(
         stopped_early=None if stopped_early is None else stopped_early.to_json(),
         stages=stages,
         sweep=sweep_part(spec, recording, duration_s),
+        failure_samples=recording.samples.to_json(),
+        tokens=recording.tokens.to_json(),
     )
 
 

@@ -132,6 +132,15 @@ def test_model_without_models_is_a_setup_error(pytester: pytest.Pytester) -> Non
         (["--deployment-url=ftp://gw"], "ERROR: --deployment-url='ftp://gw': expected an http(s)*"),
         (["--deployment-url=gw.example"], "ERROR: --deployment-url='gw.example': expected*"),
         (["--models=,"], "ERROR: --models=',': no model names in the list"),
+        (["--embedding-models=,"], "ERROR: --embedding-models=',': no model names in the list"),
+        (
+            ["--deployment-health-path=health"],
+            "ERROR: --deployment-health-path='health': expected a path at the gateway's root*",
+        ),
+        (
+            ["--deployment-health-path=http://gw/health"],
+            "ERROR: --deployment-health-path='http://gw/health': expected a path*",
+        ),
         (["--models= , ,"], "ERROR: --models=', ,': no model names in the list"),
         (["--deployment-url=localhost:0"], "ERROR: --deployment-url='localhost:0': expected*"),
         (["--deployment-url=gateway"], "ERROR: --deployment-url='gateway': expected an http(s)*"),

@@ -111,7 +111,7 @@ def test_ini_and_env_twins_take_a_comma_list_and_all(
             ["--observatory-suite=chat"],
             {},
             "ERROR: --observatory-suite='chat': unknown suite 'chat'; known: "
-            "mock_single_request (TestMockSingleRequest), *, 'all' or 'list'",
+            "chat_streaming (TestChatStreaming), *, 'all' or 'list'",
         ),
         (
             [],

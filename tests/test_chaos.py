@@ -195,6 +195,9 @@ KNOB_SAMPLES = {
     "chaos_models": "a",
     "seed": "42",
     "capacity": "8",
+    "health_fail_after": "1m",
+    "model_missing_after": "90s",
+    "embedding_dim_change_after": "2",
 }
 
 

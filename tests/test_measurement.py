@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pytest_observatory.mock import MockGateway, MockSettings
-from pytest_observatory.observe import RequestTiming, current_observer
+from pytest_observatory.observe import Exchange, RequestTiming, current_observer
 from pytest_observatory.transport import AiohttpTransport, open_pool
 
 
@@ -252,8 +252,12 @@ def test_time_queued_for_a_connection_is_not_latency() -> None:
     """With a pool of one connection, the second of two concurrent requests waits ~100 ms for
     it: that wait is reported as queue time, and its latency stays ~100 ms, not ~200 ms."""
     timings: list[RequestTiming] = []
+    request_ids: set[str] = set()
 
     class Collect:
+        def request_sent(self, exchange: Exchange) -> None:
+            request_ids.add(exchange.request_id)
+
         def request_done(self, timing: RequestTiming) -> None:
             timings.append(timing)
 
@@ -273,6 +277,7 @@ def test_time_queued_for_a_connection_is_not_latency() -> None:
     with MockGateway(MockSettings(latency_s=0.1)) as mock:
         asyncio.run(scenario(mock.url))
     first, second = sorted(timings, key=lambda t: t.queue_ns or 0)
+    assert len(request_ids) == 2  # each request named (X-Request-ID) before it queued
     assert first.queue_ns == 0
     assert 80e6 <= second.queue_ns <= 150e6
     for timing in timings:

@@ -13,7 +13,8 @@ SUITES = Path(__file__).resolve().parent.parent / "suites"
 def test_bundled_suites_pass_against_the_mock(pytester: pytest.Pytester) -> None:
     report = pytester.path / "report.json"
     result = pytester.runpytest(
-        str(SUITES),
+        str(SUITES / "test_mock_single_request.py"),
+        str(SUITES / "test_oai_azure_release.py"),
         "-m",
         "observatory",
         "--deployment-url=mock",

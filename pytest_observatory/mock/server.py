@@ -19,12 +19,21 @@ from typing import Any
 
 from aiohttp import web
 
+from . import apis
+from .apis import StreamEvents
 from .chaos import STALL_S, ChaosDraw, padded, replace_answer, throttled, trickle
+from .request_log import RequestLog
 from .settings import CLIENT_CLOSED, MockSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_MAX_TOKENS = 16
-STREAM_ERROR = "mock stream error (injected)"
+# Health routes and what they answer: vLLM's /health, LiteLLM's (liveliness: a JSON string).
+HEALTH_PATHS: dict[str, object] = {
+    "/health": {"status": "ok"},
+    "/health/liveliness": "I'm alive!",
+    "/health/readiness": {"status": "healthy"},
+}
+SHRUNK_EMBEDDING_DIMENSION = 4  # the dimension after ``embedding_dim_change_after``
 
 
 class _EveryNth:
@@ -57,6 +66,7 @@ class _Gateway:
         self.requests = 0
         self.connections = 0
         self.failures_injected = 0
+        self.embeddings_answered = 0
         self.chaos: Counter[str] = Counter()
         self._chaos = ChaosDraw(settings)
         self._failures = _EveryNth(settings.failure_rate)
@@ -64,6 +74,7 @@ class _Gateway:
         self._burst_model = settings.burst_model or settings.models[0]
         self._capacity = asyncio.Semaphore(settings.capacity) if settings.capacity else None
         self.started_at = time.monotonic()  # reset when the server starts listening
+        self.request_log = RequestLog()  # X-Request-ID received, x-litellm-call-id sent
 
     def stats(self) -> MockStats:
         chaos = dict(sorted(self.chaos.items()))
@@ -75,8 +86,13 @@ class _Gateway:
             app.router.add_get(f"{prefix}/models", self.models)
             app.router.add_post(f"{prefix}/chat/completions", self.chat)
             app.router.add_post(f"{prefix}/embeddings", self.embeddings)
-        app.router.add_get("/health", self.health)
+            app.router.add_post(f"{prefix}/responses", self.responses)
+            app.router.add_post(f"{prefix}/messages", self.messages)
+        for path in HEALTH_PATHS:
+            app.router.add_get(path, self.health)
         app.router.add_get("/mock/stats", self.stats_endpoint)
+        app.router.add_get("/mock/requests", self.request_log.endpoint)
+        app.on_response_prepare.append(self.request_log.on_response_prepare)
         return app
 
     @web.middleware
@@ -85,59 +101,57 @@ class _Gateway:
             return await handler(request)
         self.requests += 1
         expected = self.settings.api_key
-        if expected and request.headers.get("Authorization") != f"Bearer {expected}":
+        if expected and expected not in (  # Anthropic clients send their key as x-api-key
+            request.headers.get("Authorization", "").removeprefix("Bearer "),
+            request.headers.get("x-api-key"),
+        ):
             return _error(401, "invalid api key", "authentication_error")
         return await handler(request)
 
+    def _since(self, seconds: float) -> bool:
+        """A time-triggered fault knob (0: off) has fired: ``seconds`` after the start."""
+        return bool(seconds) and time.monotonic() - self.started_at >= seconds
+
     async def health(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"status": "ok"})
+        if self._since(self.settings.health_fail_after_s):
+            self.failures_injected += 1
+            return web.json_response({"status": "unhealthy (injected)"}, status=503)
+        return web.json_response(HEALTH_PATHS[request.path])
 
     async def stats_endpoint(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(asdict(self.stats()))
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         created = int(time.time())
+        listed = self.settings.models
+        if self._since(self.settings.model_missing_after_s):  # a deployment dropped from config
+            listed = listed[:-1]
         data = [
-            {"id": m, "object": "model", "created": created, "owned_by": "mock"}
-            for m in self.settings.models
+            {"id": m, "object": "model", "created": created, "owned_by": "mock"} for m in listed
         ]
         return web.json_response({"object": "list", "data": data})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body, problem, fault = await self._model_request(request, required="messages")
+        return await self._generate(request, "messages", "max_tokens", apis.chat_answer)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, "input", "max_output_tokens", apis.responses_answer)
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, "messages", "max_tokens", apis.messages_answer)
+
+    async def _generate(
+        self, request: web.Request, required: str, limit: str, answer: apis.Answerer
+    ) -> web.StreamResponse:
+        """Any API's generation: the shared faults first, then its answer, whole or streamed;
+        ``limit`` names the request's token limit in that API."""
+        body, problem, fault = await self._model_request(request, required)
         if problem is not None:
             return problem
-        count = self.settings.tokens or int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        words = [f"tok{i}" for i in range(1, count + 1)]
-        completion_id = f"chatcmpl-mock-{self.requests}"
-        usage = {
-            "prompt_tokens": _prompt_tokens(body["messages"]),
-            "completion_tokens": len(words),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(
-                request, completion_id, body["model"], words, usage, include_usage, fault
-            )
-        return await self._answer(
-            request,
-            fault,
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "length",
-                    }
-                ],
-                "usage": usage,
-            },
-        )
+        reply = answer(body, self._words(body.get(limit)), self.requests)
+        if isinstance(reply, StreamEvents):
+            return await self._stream(request, reply, fault)
+        return await self._answer(request, fault, reply)
 
     async def _answer(
         self, request: web.Request, fault: str | None, payload: dict[str, Any]
@@ -153,57 +167,41 @@ class _Gateway:
             request, response, body, self.settings.trickle_time_s if fault == "trickle" else 0.0
         )
 
+    def _words(self, max_tokens: object) -> list[str]:
+        """The answer's tokens: ``tokens``, else the request's limit, else 16."""
+        count = self.settings.tokens or int(str(max_tokens or DEFAULT_MAX_TOKENS))
+        return [f"tok{i}" for i in range(1, count + 1)]
+
     async def _stream(
-        self,
-        request: web.Request,
-        completion_id: str,
-        model: str,
-        words: list[str],
-        usage: dict[str, int],
-        include_usage: bool,
-        chaos: str | None,
+        self, request: web.Request, events: StreamEvents, chaos: str | None
     ) -> web.StreamResponse:
+        """Any API's stream: the head at once, the deltas paced by ``token_rate`` and cut by a
+        stream fault, then the tail; chaos shapes the whole body instead."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-
-        events = [
-            chunk({"role": "assistant", "content": ""}),
-            *(chunk({"content": (" " if i else "") + word}) for i, word in enumerate(words)),
-            chunk({}, "length"),
-        ]
-        if include_usage:
-            events.append({**chunk({}), "choices": [], "usage": usage})
-        lines = [_event(event) for event in events] + [b"data: [DONE]\n\n"]
         settings = self.settings
         if chaos is not None:  # huge: one huge (valid) event; trickle: the whole body, slowly
+            head = list(events.head)
             if chaos == "huge":
-                lines[0] = padded(lines[0][:-2], settings.huge_size) + b"\n\n"
+                head[0] = padded(head[0][:-2], settings.huge_size) + b"\n\n"
             seconds = settings.trickle_time_s if chaos == "trickle" else 0.0
-            return await trickle(request, response, b"".join(lines), seconds)
+            body = b"".join([*head, *events.deltas, *events.tail])
+            return await trickle(request, response, body, seconds)
         await response.prepare(request)
         fault = settings.stream_fault if self._stream_faults.fire() else ""
         gap_s = 1 / settings.token_rate if settings.token_rate else 0.0
-        await response.write(lines[0])
-        for i, line in enumerate(lines[1:]):
-            if i < len(words):
-                if fault and i == settings.stream_fault_after:
-                    return await self._fault(request, response, fault)
-                if gap_s and i:
-                    await asyncio.sleep(gap_s)
+        await response.write(b"".join(events.head))
+        for i, line in enumerate(events.deltas):
+            if fault and i == settings.stream_fault_after:
+                return await self._fault(request, response, fault, events.error)
+            if gap_s and i:
+                await asyncio.sleep(gap_s)
             await response.write(line)
+        await response.write(b"".join(events.tail))
         await response.write_eof()
         return response
 
     async def _fault(
-        self, request: web.Request, response: web.StreamResponse, fault: str
+        self, request: web.Request, response: web.StreamResponse, fault: str, error: bytes
     ) -> web.StreamResponse:
         self.failures_injected += 1
         if fault == "stall":
@@ -213,7 +211,7 @@ class _Gateway:
                 request.transport.close()  # mid-body, before the chunked terminator
             return response
         elif fault == "error":  # what LiteLLM sends when its upstream fails mid-stream
-            await response.write(_event({"error": {"message": STREAM_ERROR, "code": 500}}))
+            await response.write(error)
         else:
             await response.write(b"data: {not json\n\n")
         await response.write_eof()
@@ -224,8 +222,13 @@ class _Gateway:
         if problem is not None:
             return problem
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        self.embeddings_answered += 1
+        dimension = 8
+        change_after = self.settings.embedding_dim_change_after
+        if change_after and self.embeddings_answered > change_after:  # a redeployed model
+            dimension = SHRUNK_EMBEDDING_DIMENSION
         data = [
-            {"object": "embedding", "index": i, "embedding": _embedding(str(text))}
+            {"object": "embedding", "index": i, "embedding": _embedding(str(text), dimension)}
             for i, text in enumerate(texts)
         ]
         tokens = sum(len(str(text).split()) for text in texts)
@@ -275,7 +278,7 @@ class _Gateway:
         if fault is None:
             return body, None, None
         self.chaos[fault] += 1
-        stream = bool(body.get("stream")) and required == "messages"
+        stream = bool(body.get("stream"))
         return body, await replace_answer(request, fault, self.settings, stream), fault
 
     def _in_burst(self, model: str) -> bool:
@@ -291,19 +294,9 @@ def _error(status: int, message: str, kind: str) -> web.Response:
     return web.json_response(payload, status=status)
 
 
-def _event(event: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(event)}\n\n".encode()
-
-
-def _prompt_tokens(messages: object) -> int:
-    if not isinstance(messages, list):
-        return 0
-    return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
-
-
-def _embedding(text: str) -> list[float]:
+def _embedding(text: str, dimension: int) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
-    return [round(byte / 255, 6) for byte in digest[:8]]
+    return [round(byte / 255, 6) for byte in digest[:dimension]]
 
 
 class MockGateway:
@@ -331,6 +324,10 @@ class MockGateway:
     def stats(self) -> MockStats:
         """Counters as of now; the server thread only ever increments them."""
         return self._gateway.stats()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log (mock/request_log.py), oldest first."""
+        return list(self._gateway.request_log.entries)
 
     def start(self) -> str:
         if self._thread is not None:

@@ -37,6 +37,10 @@ class MockSettings:
     ``chaos_models`` (default: all) from a generator seeded with ``seed``. ``capacity``: at
     most that many requests are in their ``latency`` at once, the rest wait their turn, so the
     mock saturates at a known concurrency (``capacity / latency`` requests per second).
+    ``health_fail_after``, ``model_missing_after``: from that long after the start, the health
+    routes answer 503, /v1/models leaves out the last model; ``embedding_dim_change_after``:
+    after that many embeddings answers, vectors have 4 dimensions instead of 8 (what a bad
+    redeploy looks like).
     """
 
     latency_s: float = 0.0
@@ -65,6 +69,11 @@ class MockSettings:
     chaos_models: tuple[str, ...] = ()
     seed: int = 0
     capacity: int = 0  # requests served at once (0: no limit); the rest queue
+    # Faults of a redeployed gateway, from that many seconds after the start (0: never)...
+    health_fail_after_s: float = 0.0
+    model_missing_after_s: float = 0.0
+    # ... or after that many embeddings answers (0: never).
+    embedding_dim_change_after: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -74,6 +83,8 @@ class MockSettings:
             "token_rate",
             "trickle_time_s",
             "retry_after_s",
+            "health_fail_after_s",
+            "model_missing_after_s",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -208,6 +219,24 @@ KNOBS: tuple[Knob, ...] = (
     Knob("chaos_models", "chaos_models", parse_models, "models the chaos faults hit (all)"),
     Knob("seed", "seed", _count, "seed of the chaos draws: same seed, same faults (0)"),
     Knob("capacity", "capacity", _count, "requests served at once, the rest queue (0: no limit)"),
+    Knob(
+        "health_fail_after",
+        "health_fail_after_s",
+        parse_duration,
+        "health routes answer 503 from this long after the start (0: never)",
+    ),
+    Knob(
+        "model_missing_after",
+        "model_missing_after_s",
+        parse_duration,
+        "/v1/models leaves out the last model from this long after the start (0: never)",
+    ),
+    Knob(
+        "embedding_dim_change_after",
+        "embedding_dim_change_after",
+        _count,
+        "embeddings shrink from 8 to 4 dimensions after N answers (0: never)",
+    ),
 )
 KNOBS_BY_NAME = {knob.name: knob for knob in KNOBS}
 # Knobs whose values may be shown: everything but the key the mock requires.

@@ -10,6 +10,7 @@ from ..result import JSON, CheckResult
 
 TOP_ERRORS = 5
 SHOWN_MESSAGE = 80  # characters of an error message in its onset line
+SHOWN_SAMPLES = 3  # failure samples in the failure text
 
 
 def explain(result: CheckResult) -> str:
@@ -39,8 +40,31 @@ def explain(result: CheckResult) -> str:
             f"  {name}: {model['probes']} probes, {model['failures']} failed "
             f"({model['failure_rate']:.2%})"
         )
+    if result.failure_samples:
+        lines.append("  failure samples (all in the report's failure_samples):")
+        lines.extend("    " + sample_line(s) for s in result.failure_samples[:SHOWN_SAMPLES])
     lines.extend(f"  note: {note}" for note in result.notes)
     return "\n".join(lines)
+
+
+def sample_line(sample: JSON) -> str:
+    """'1.2s gpt-a lane 3 http_5xx 500 X-Request-ID 6f1c… gateway id 9a7e…: message'."""
+    parts = [format_duration(sample["t_s"])]
+    if sample["model"]:
+        parts.append(sample["model"])
+    if sample["lane"] is not None:
+        parts.append(f"lane {sample['lane']}")
+    parts.append(sample["category"])
+    if sample["status"] is not None:
+        parts.append(str(sample["status"]))
+    if sample["request_id"]:
+        parts.append(f"X-Request-ID {sample['request_id']}")
+    if sample["gateway_request_id"]:
+        parts.append(f"gateway id {sample['gateway_request_id']}")
+    message = sample["message"]
+    if len(message) > SHOWN_MESSAGE:
+        message = message[: SHOWN_MESSAGE - 1] + "…"
+    return " ".join(parts) + f": {message}"
 
 
 def onset_lines(onset: JSON) -> list[str]:

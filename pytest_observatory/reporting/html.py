@@ -17,6 +17,7 @@ from ..durations import format_duration
 from ..options import Settings
 from ..redact import scrub_data
 from ..result import JSON, CheckResult, utc_iso
+from ..usage import tokens_line
 from .json_report import JsonReport
 from .svg import Series, line_chart
 
@@ -153,8 +154,28 @@ def _check_section(index: int, check: JSON) -> str:
             f"<p>first failure: {_e(format_duration(first['t_s']))} after start"
             f"{' on ' + _e(first['model']) if first.get('model') else ''}: {_e(first['error'])}</p>"
         )
+    if check.get("failure_samples"):
+        parts.append(_samples_table(check["failure_samples"]))
+    if check.get("tokens"):
+        parts.append(f"<p>{_e(tokens_line(check['tokens']))}</p>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _samples_table(samples: Sequence[JSON]) -> str:
+    """Every kept failure with the ids to look it up in the gateway's logs (tracing.py)."""
+    columns = ("model", "lane", "category", "status", "request_id", "gateway_request_id")
+    return _table(
+        ["after", "model", "lane", "category", "status", "X-Request-ID", "gateway id", "message"],
+        [
+            [
+                _e(format_duration(sample["t_s"])),
+                *(_e("" if sample[key] is None else str(sample[key])) for key in columns),
+                _e(sample["message"]),
+            ]
+            for sample in samples
+        ],
+    )
 
 
 def _charts(check: JSON) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ..result import CheckResult
+from ..usage import sum_tokens
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +55,7 @@ class JsonReport:
             "version": SCHEMA_VERSION,
             "deployment_url": self._deployment_url,
             "checks": self._checks,
+            "tokens": sum_tokens(check["tokens"] for check in self._checks),
         }
         return json.dumps(document, indent=2) + "\n"
 

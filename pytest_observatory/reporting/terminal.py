@@ -7,6 +7,7 @@ import pytest
 from ..durations import format_duration
 from ..result import JSON, CheckResult
 from ..sequential import StopDecision
+from ..usage import sum_tokens, tokens_line
 from .failure_text import onset_lines
 from .load_table import load_lines
 
@@ -52,8 +53,13 @@ class TerminalSummary:
                     write(f"{'':<12} {line}")
             if result.baseline:
                 write(f"{'':<12} baseline: {result.baseline['summary']}")
+            if result.tokens:
+                write(f"{'':<12} {tokens_line(result.tokens)}")
             for note in result.notes:
                 write(f"{'':<12} note: {note}", yellow=True)
+        session_tokens = sum_tokens(result.tokens for result in self._results)
+        if session_tokens and len(self._results) > 1:
+            write(f"session {tokens_line(session_tokens)}")
 
 
 def _row(result: CheckResult) -> str:

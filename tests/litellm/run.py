@@ -87,7 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         deployment = f"--deployment-url=http://127.0.0.1:{proxy_port}"
         common = [deployment, f"--observatory-duration={args.duration}", "-p", "no:cacheprovider"]
         clean = pytest_run(
-            [str(ROOT / "suites"), str(CHECKS), "-m", "observatory", *common],
+            [
+                str(ROOT / "suites"),
+                str(CHECKS),
+                "-m",
+                "observatory",
+                f"--embedding-models={CLEAN_MODELS[0]}",  # served by the mock's /v1/embeddings
+                *common,
+            ],
             env,
             work / "clean.json",
             models=CLEAN_MODELS,
