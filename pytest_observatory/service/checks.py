@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,16 +56,16 @@ def suite_names(own_dir: Path | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def pytest_args(path: Path, ini: Path) -> list[str]:
-    """How every pytest process of the service sees a suite. Its folder is the root: node ids
-    are those of ``pytest --observatory-suite NAME`` (or ``--pyargs pytest_observatory.suites``)
-    run anywhere outside a checkout, so coordination's identities match such runs; the folder's
-    conftest.py applies, nothing of the service's working directory (ini file, conftest.py)
-    does."""
+def pytest_args(paths: Sequence[Path], ini: Path) -> list[str]:
+    """How every pytest process of the service sees suites (files of one folder). The folder is
+    the root: node ids are those of ``pytest --observatory-suite NAME`` (or ``--pyargs
+    pytest_observatory.suites``) run anywhere outside a checkout, so coordination's identities
+    match such runs; the folder's conftest.py applies, nothing of the service's working
+    directory (ini file, conftest.py) does."""
+    folder = str(paths[0].parent)
     return [
-        str(path), "-m", "observatory", "-p", "pytest_observatory.service.child",
-        "-p", "no:cacheprovider", "-c", str(ini),
-        "--rootdir", str(path.parent), "--confcutdir", str(path.parent),
+        *map(str, paths), "-m", "observatory", "-p", "pytest_observatory.service.child",
+        "-p", "no:cacheprovider", "-c", str(ini), "--rootdir", folder, "--confcutdir", folder,
     ]  # fmt: skip
 
 
@@ -73,36 +74,59 @@ def child_environ() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != AUTH_ENV}
 
 
+Checks = tuple[SuiteCheck, ...]
+
+
 class SuiteChecks:
     """Collections of suites, one per file version; requests arriving meanwhile share it."""
 
     def __init__(self, ini: Path) -> None:
         self._ini = ini
-        self._known: dict[tuple[Path, int], asyncio.Task[tuple[SuiteCheck, ...]]] = {}
+        self._known: dict[tuple[Path, int], asyncio.Future[Checks]] = {}
+        self._warming: list[asyncio.Task[None]] = []
 
-    async def of(self, path: Path) -> tuple[SuiteCheck, ...]:
+    async def of(self, path: Path) -> Checks:
+        if self._warming:  # a request at start-up waits for the collection under way
+            await asyncio.wait(self._warming)
         key = (path, path.stat().st_mtime_ns)
         if key not in self._known:
-            self._known[key] = asyncio.create_task(self._collect(path))
+            self._known[key] = asyncio.create_task(self._collect_one(path))
         try:
             return await asyncio.shield(self._known[key])
         except SuiteError:
             self._known.pop(key, None)  # a fixed environment may collect it next time
             raise
 
-    def warm(self, paths: list[Path]) -> None:
-        """Collect these in the background: the first request for a suite need not wait."""
-        for path in set(paths):
-            task = asyncio.create_task(self._collect(path))
-            # A failure is answered when the suite is asked for; nobody may ask.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._known[(path, path.stat().st_mtime_ns)] = task
+    def warm(self, paths: Sequence[Path]) -> None:
+        """Collect these in the background, one pytest process per folder: the first request
+        for a suite need not wait. A folder that fails (a broken file) is left to requests,
+        which collect their suite alone and answer its error."""
+        folders: dict[Path, list[Path]] = {}
+        for path in dict.fromkeys(paths):
+            folders.setdefault(path.parent, []).append(path)
+        self._warming = [asyncio.create_task(self._warm(files)) for files in folders.values()]
 
-    async def _collect(self, path: Path) -> tuple[SuiteCheck, ...]:
+    async def _warm(self, paths: list[Path]) -> None:
+        with contextlib.suppress(SuiteError):
+            found = await self._collect(paths)
+            for path in paths:
+                if found.get(path):
+                    done: asyncio.Future[Checks] = asyncio.get_running_loop().create_future()
+                    done.set_result(found[path])
+                    self._known[(path, path.stat().st_mtime_ns)] = done
+
+    async def _collect_one(self, path: Path) -> Checks:
+        checks = (await self._collect([path])).get(path)
+        if not checks:
+            raise SuiteError(f"{path.name}: holds no observatory checks")
+        return checks
+
+    async def _collect(self, paths: list[Path]) -> dict[Path, Checks]:
+        name = paths[0].name if len(paths) == 1 else str(paths[0].parent)
         with tempfile.TemporaryDirectory(prefix="observatory-collect-") as folder:
             target = Path(folder, "checks.json")
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pytest", *pytest_args(path, self._ini),
+                sys.executable, "-m", "pytest", *pytest_args(paths, self._ini),
                 "--collect-only", "-q",
                 cwd=folder,
                 env={**child_environ(), COLLECT_ENV: str(target)},
@@ -116,16 +140,20 @@ class SuiteChecks:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-                raise SuiteError(f"{path.name}: not collected in {COLLECT_TIMEOUT_S:g}s") from None
+                raise SuiteError(f"{name}: not collected in {COLLECT_TIMEOUT_S:g}s") from None
             if process.returncode == 5:  # every test deselected by -m observatory
-                raise SuiteError(f"{path.name}: holds no observatory checks")
+                return {}
             try:
                 found = json.loads(target.read_text("utf-8")) if process.returncode == 0 else None
             except (OSError, ValueError):
                 found = None
         if found is None:
-            raise SuiteError(f"{path.name}: cannot be collected: {_reason(output)}")
-        return tuple(SuiteCheck(check["nodeid"], check["marker"]) for check in found)
+            raise SuiteError(f"{name}: cannot be collected: {_reason(output)}")
+        by_file: dict[Path, list[SuiteCheck]] = {}
+        for check in found:
+            path = paths[0].parent / check["nodeid"].split("::", 1)[0]
+            by_file.setdefault(path, []).append(SuiteCheck(check["nodeid"], check["marker"]))
+        return {path: tuple(checks) for path, checks in by_file.items()}
 
 
 def _reason(output: bytes) -> str:

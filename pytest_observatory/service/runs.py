@@ -277,7 +277,7 @@ class RunManager:
         assert request is not None and path is not None
         run.status, run.started_at = "running", utc_iso()  # counted before the await below
         argv = [
-            sys.executable, "-m", "pytest", *pytest_args(path, self._ini),
+            sys.executable, "-m", "pytest", *pytest_args([path], self._ini),
             "--models", ",".join(request.models),
             "--observatory-report", REPORT, "--observatory-html", HTML,
             "--observatory-on-duplicate", "fail", "--observatory-progress", PROGRESS_INTERVAL,
