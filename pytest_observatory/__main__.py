@@ -13,6 +13,7 @@ from typing import NoReturn
 from . import journal
 from .commands import CommandError
 from .history import cli as history_cli
+from .service import cli as service_cli
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     journal.register(commands)
     history_cli.register(commands)
+    service_cli.register(commands)
     args = parser.parse_args(history_cli.default_subcommand(sys.argv[1:] if argv is None else argv))
     try:
         args.run(args)
