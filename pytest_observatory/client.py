@@ -121,11 +121,7 @@ class AsyncDeployment:
         """POST /v1/chat/completions; returns the parsed completion. ``validate``: check it
         against the API's contract (None: the check's ``validate`` marker argument)."""
         body = {"model": model, "messages": _messages(prompt), **params}
-        reply = await self.request_json("POST", "chat/completions", body)
-        self._check(validate, "chat.completion", reply)
-        if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
-            raise DeploymentError("chat completion without a 'choices' list")
-        return reply
+        return await self._answer("chat/completions", body, "chat.completion", "choices", validate)
 
     async def stream_chat(
         self, model: str, prompt: str | Messages, *, validate: bool | None = None, **params: Any
@@ -147,11 +143,7 @@ class AsyncDeployment:
     ) -> JSONObject:
         """POST /v1/responses (the OpenAI Responses API); returns the parsed ``response``."""
         body = {"model": model, "input": _input(input), **params}
-        reply = await self.request_json("POST", "responses", body)
-        self._check(validate, "response", reply)
-        if not isinstance(reply, dict) or not isinstance(reply.get("output"), list):
-            raise DeploymentError("response without an 'output' list")
-        return reply
+        return await self._answer("responses", body, "response", "output", validate)
 
     async def stream_responses(
         self, model: str, input: str | Messages, *, validate: bool | None = None, **params: Any
@@ -166,10 +158,25 @@ class AsyncDeployment:
     ) -> JSONObject:
         """POST /v1/messages (the Anthropic Messages API); ``max_tokens`` defaults to 256."""
         body = {"model": model, "messages": _messages(prompt), **_max_tokens(params)}
-        reply = await self._request_json("POST", "messages", body, _ANTHROPIC_HEADERS)
-        self._check(validate, "message", reply)
-        if not isinstance(reply, dict) or not isinstance(reply.get("content"), list):
-            raise DeploymentError("message without a 'content' list")
+        return await self._answer(
+            "messages", body, "message", "content", validate, _ANTHROPIC_HEADERS
+        )
+
+    async def _answer(
+        self,
+        path: str,
+        body: JSONObject,
+        kind: str,
+        listed: str,
+        validate: bool | None,
+        headers: dict[str, str] = _JSON_HEADERS,
+    ) -> JSONObject:
+        """POST a generation request: the parsed answer, checked against the contract when
+        asked, and at least carrying the list (``listed``) every caller reads."""
+        reply = await self._request_json("POST", path, body, headers)
+        self._check(validate, kind, reply)
+        if not isinstance(reply, dict) or not isinstance(reply.get(listed), list):
+            raise DeploymentError(f"{kind} answer without a '{listed}' list")
         return reply
 
     async def stream_messages(
