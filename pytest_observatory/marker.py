@@ -21,7 +21,8 @@ MARKER_HELP = (
     "observatory(*, duration, max_failure_rate=0.01, models=None, concurrency=1, interval=None, "
     "request_timeout='60s', probes=None, rate=None, arrival='constant', ramp=None, window=None, "
     "max_window_failure_rate=None, max_p95_latency=None, max_p99_latency=None, "
-    "max_ttft_p95=None, fail_fast=None, on_duplicate=None, stages=None, sweep=None, step=None, "
+    "max_ttft_p95=None, max_itl_p95=None, fail_fast=None, on_duplicate=None, stages=None, "
+    "sweep=None, step=None, "
     "load='concurrency', stop_on_saturation=False, max_recovery_p95_ratio=None, "
     "max_memory_growth=None, validate=False): run the test body as a probe again and again "
     "for `duration`, keeping `concurrency` probes in flight (or starting `rate` per second), "
@@ -72,6 +73,7 @@ class CheckSpec:
     max_p95_latency_s: float | None = None
     max_p99_latency_s: float | None = None
     max_ttft_p95_s: float | None = None
+    max_itl_p95_s: float | None = None  # the gaps between streamed tokens
     fail_fast: bool = False
     on_duplicate: str | None = None  # None: the session's --observatory-on-duplicate
     stages: tuple[Stage, ...] = ()
@@ -153,6 +155,7 @@ def parse_marker(mark: pytest.Mark, settings: Settings) -> CheckSpec:
         max_p95_latency_s=_optional_limit(kwargs, "max_p95_latency"),
         max_p99_latency_s=_optional_limit(kwargs, "max_p99_latency"),
         max_ttft_p95_s=_optional_limit(kwargs, "max_ttft_p95"),
+        max_itl_p95_s=_optional_limit(kwargs, "max_itl_p95"),
         fail_fast=_fail_fast(kwargs.get("fail_fast"), settings.fail_fast),
         on_duplicate=_on_duplicate(kwargs.get("on_duplicate")),
         max_memory_growth_per_h=_memory_growth(kwargs.get("max_memory_growth")),
@@ -178,6 +181,7 @@ _KNOWN = frozenset(
         "max_p95_latency",
         "max_p99_latency",
         "max_ttft_p95",
+        "max_itl_p95",
         "fail_fast",
         "on_duplicate",
         "stages",

@@ -49,7 +49,7 @@ def threshold_failures(
     spec: CheckSpec,
     recording: CheckRecorder,
     latency: dict[str, float | None],
-    ttft: dict[str, float | None],
+    streams: dict[str, dict[str, float | None]],
 ) -> list[str]:
     """Every threshold the finished run breaks, one readable line each."""
     total = recording.total
@@ -78,14 +78,19 @@ def threshold_failures(
             reasons.append(
                 f"latency {key} {_ms_text(measured)} > {name} {_ms_text(limit_s * 1000)}"
             )
-    if spec.max_ttft_p95_s is not None:
-        measured = ttft["p95"]
-        if measured is None:
-            reasons.append("max_ttft_p95 is set but no probe streamed (use deployment.stream_chat)")
-        elif measured > spec.max_ttft_p95_s * 1000:
+    for name, label, limit_s, measured_p95 in (
+        ("max_ttft_p95", "TTFT", spec.max_ttft_p95_s, streams["ttft"]["p95"]),
+        ("max_itl_p95", "inter-token latency", spec.max_itl_p95_s, streams["itl"]["p95"]),
+    ):
+        if limit_s is None:
+            continue
+        if measured_p95 is None:
             reasons.append(
-                f"TTFT p95 {_ms_text(measured)} > max_ttft_p95 "
-                f"{_ms_text(spec.max_ttft_p95_s * 1000)}"
+                f"{name} is set but no probe streamed (use a deployment.stream_* helper)"
+            )
+        elif measured_p95 > limit_s * 1000:
+            reasons.append(
+                f"{label} p95 {_ms_text(measured_p95)} > {name} {_ms_text(limit_s * 1000)}"
             )
     return reasons
 

@@ -32,7 +32,8 @@ def judge(
     total = recording.total
     latency = summarize(total.latency)
     ttft = summarize(recording.streams.ttft_ms)
-    reasons = threshold_failures(spec, recording, latency, ttft)
+    itl = summarize(recording.streams.itl_ms)
+    reasons = threshold_failures(spec, recording, latency, {"ttft": ttft, "itl": itl})
     stages = stage_rows(spec, recording, duration_s)
     reasons += stage_failures(spec, stages)
     if stopped_early is not None:

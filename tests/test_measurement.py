@@ -139,15 +139,37 @@ def test_latency_thresholds_name_what_failed(pytester: pytest.Pytester) -> None:
     result, check = run_check(
         pytester,
         "duration='1s', concurrency=4, max_p95_latency='20ms', max_p99_latency='1s', "
-        "max_ttft_p95='1s'",
+        "max_ttft_p95='1s', max_itl_p95='1s'",
         "await deployment.chat(model, 'hi')",
         "mock?latency=50ms",
     )
     result.assert_outcomes(failed=1)
     assert check["reasons"] == [
         f"latency p95 {check['latency_ms']['p95'] / 1000 * 1000:.0f}ms > max_p95_latency 20ms",
-        "max_ttft_p95 is set but no probe streamed (use deployment.stream_chat)",
+        "max_ttft_p95 is set but no probe streamed (use a deployment.stream_* helper)",
+        "max_itl_p95 is set but no probe streamed (use a deployment.stream_* helper)",
     ]
+
+
+@pytest.mark.parametrize(("limit", "passed"), [("10ms", False), ("200ms", True)])
+def test_inter_token_latency_threshold(pytester: pytest.Pytester, limit: str, passed: bool) -> None:
+    """A token every 40 ms: a 10 ms limit on the gaps' p95 fails, 200 ms passes."""
+    result, check = run_check(
+        pytester,
+        f"duration='1s', max_itl_p95='{limit}'",
+        "await deployment.stream_chat(model, 'hi')",
+        "mock?token_rate=25&tokens=4",
+    )
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+    assert check["itl_ms"]["p50"] >= 39
+    reasons = [r for r in check["reasons"] if "max_itl_p95" in r]
+    if passed:
+        assert reasons == []
+    else:
+        [reason] = reasons
+        assert reason.startswith("inter-token latency p95 4") and reason.endswith(
+            " > max_itl_p95 10ms"
+        )
 
 
 def test_open_loop_holds_the_asked_rate(pytester: pytest.Pytester) -> None:
