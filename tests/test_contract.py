@@ -485,6 +485,17 @@ FAULT_CASES = {
     "embedding_dim": ("embeddings", "data[1].embedding has 7 dimensions, data[0].embedding 8"),
     "embedding_count": ("embeddings", "embeddings: data has 1 embeddings for 2 inputs"),
 }
+# (fault, helper) -> what the message names: the Responses and Messages answers' fields
+API_FAULT_CASES = {
+    ("finish_reason", "responses"): "response: status = 'banana' is not one of completed*",
+    ("finish_reason", "messages"): "message: stop_reason = 'banana' is not one of end_turn*",
+    ("missing_id", "responses"): "response: id is missing",
+    ("missing_id", "messages"): "message: id is missing",
+    ("created_type", "responses"): "response: created_at = '*': input should be a valid number",
+    ("role", "messages"): "message: role = 'bot', expected 'assistant'",
+    ("usage_sum", "responses"): "response: usage.total_tokens = *, expected input_tokens + *",
+    ("tokens_type", "messages"): "message: usage.output_tokens = '*': input should be a valid int*",
+}
 STREAM_CASES = {
     "finish_reason": "chat.completion.chunk *: choices[0].finish_reason = 'banana' is not one*",
     "no_finish": "chat.completion.chunk stream: choices[].finish_reason: none for index 0 in *",
@@ -543,6 +554,16 @@ def test_each_injected_fault_fails_its_probes_as_contract(
     assert check["probes"] == 4 and check["failures"] == 2  # every other answer broken
     message = only_error(check)
     assert like(message, "contract: *" + expected), message
+
+
+@pytest.mark.parametrize(("fault", "helper"), sorted(API_FAULT_CASES))
+def test_responses_and_messages_faults_fail_as_contract(
+    pytester: pytest.Pytester, fault: str, helper: str
+) -> None:
+    check = run_check(pytester, f"mock?contract_fault={fault}", CALLS[helper])
+    assert check["failures"] == check["probes"] == 4
+    message = only_error(check)
+    assert like(message, "contract: " + API_FAULT_CASES[fault, helper]), message
 
 
 @pytest.mark.parametrize("fault", sorted(STREAM_CASES))

@@ -44,6 +44,26 @@ def _usage_sum(answer: JSONObject) -> None:
     answer["usage"]["total_tokens"] += 1
 
 
+def _response_status(answer: JSONObject) -> None:
+    answer["status"] = "banana"
+
+
+def _stop_reason(answer: JSONObject) -> None:
+    answer["stop_reason"] = "banana"
+
+
+def _message_role(answer: JSONObject) -> None:
+    answer["role"] = "bot"
+
+
+def _created_at_type(answer: JSONObject) -> None:
+    answer["created_at"] = str(answer["created_at"])
+
+
+def _tokens_type(answer: JSONObject) -> None:
+    answer["usage"]["output_tokens"] = str(answer["usage"]["output_tokens"])
+
+
 def _embedding_dim(answer: JSONObject) -> None:
     answer["data"][-1]["embedding"].pop()
 
@@ -58,12 +78,22 @@ def _model_id(answer: JSONObject) -> None:
 
 # fault -> kind of answer -> how it breaks that answer.
 ANSWER_FAULTS: dict[str, dict[str, Callable[[JSONObject], None]]] = {
-    "finish_reason": {"chat.completion": _finish_reason},
+    "finish_reason": {
+        "chat.completion": _finish_reason,
+        "response": _response_status,
+        "message": _stop_reason,
+    },
     "no_finish": {"chat.completion": _no_finish},
-    "missing_id": {"chat.completion": _missing_id, "model": _model_id},
-    "created_type": {"chat.completion": _created_type},
-    "role": {"chat.completion": _role},
-    "usage_sum": {"chat.completion": _usage_sum, "embedding": _usage_sum},
+    "missing_id": {
+        "chat.completion": _missing_id,
+        "model": _model_id,
+        "response": _missing_id,
+        "message": _missing_id,
+    },
+    "created_type": {"chat.completion": _created_type, "response": _created_at_type},
+    "role": {"chat.completion": _role, "message": _message_role},
+    "usage_sum": {"chat.completion": _usage_sum, "embedding": _usage_sum, "response": _usage_sum},
+    "tokens_type": {"message": _tokens_type},
     "embedding_dim": {"embedding": _embedding_dim},
     "embedding_count": {"embedding": _embedding_count},
 }
@@ -81,8 +111,9 @@ def break_answer(answer: JSONObject, fault: str) -> JSONObject | None:
 
 
 def _kind(answer: JSONObject) -> str:
-    """The answer's ``object``; for a list, its entries' (``embedding``, ``model``)."""
-    kind = str(answer.get("object"))
+    """The answer's ``object`` (a Messages answer's ``type``); for a list, its entries'
+    (``embedding``, ``model``)."""
+    kind = str(answer.get("object", answer.get("type")))
     data = answer.get("data")
     if kind == "list" and isinstance(data, list) and data and isinstance(data[0], dict):
         return str(data[0].get("object"))

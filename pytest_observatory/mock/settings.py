@@ -33,6 +33,7 @@ CONTRACT_FAULTS = (
     "no_done",
     "embedding_dim",
     "embedding_count",
+    "tokens_type",
 )
 
 
