@@ -496,6 +496,17 @@ API_FAULT_CASES = {
     ("usage_sum", "responses"): "response: usage.total_tokens = *, expected input_tokens + *",
     ("tokens_type", "messages"): "message: usage.output_tokens = '*': input should be a valid int*",
 }
+# (fault, streamed helper) -> what the message names, in the event that carries the field
+API_STREAM_CASES = {
+    ("finish_reason", "stream_responses"): "response.event 11: response.status = 'banana' *",
+    ("finish_reason", "stream_messages"): "message.event 8: delta.stop_reason = 'banana' *",
+    ("missing_id", "stream_responses"): "response.event 1: response.id is missing",
+    ("missing_id", "stream_messages"): "message.event 1: message.id is missing",
+    ("created_type", "stream_responses"): "response.event 1: response.created_at = '*': input*",
+    ("role", "stream_messages"): "message.event 1: message.role = 'bot', expected 'assistant'",
+    ("usage_sum", "stream_responses"): "response.event 11: response.usage.total_tokens = *",
+    ("tokens_type", "stream_messages"): "message.event 8: usage.output_tokens = '3': input *",
+}
 STREAM_CASES = {
     "finish_reason": "chat.completion.chunk *: choices[0].finish_reason = 'banana' is not one*",
     "no_finish": "chat.completion.chunk stream: choices[].finish_reason: none for index 0 in *",
@@ -556,14 +567,17 @@ def test_each_injected_fault_fails_its_probes_as_contract(
     assert like(message, "contract: *" + expected), message
 
 
-@pytest.mark.parametrize(("fault", "helper"), sorted(API_FAULT_CASES))
+@pytest.mark.parametrize(
+    ("fault", "helper", "expected"),
+    sorted((*case, names) for case, names in {**API_FAULT_CASES, **API_STREAM_CASES}.items()),
+)
 def test_responses_and_messages_faults_fail_as_contract(
-    pytester: pytest.Pytester, fault: str, helper: str
+    pytester: pytest.Pytester, fault: str, helper: str, expected: str
 ) -> None:
     check = run_check(pytester, f"mock?contract_fault={fault}", CALLS[helper])
     assert check["failures"] == check["probes"] == 4
     message = only_error(check)
-    assert like(message, "contract: " + API_FAULT_CASES[fault, helper]), message
+    assert like(message, "contract: " + expected), message
 
 
 @pytest.mark.parametrize("fault", sorted(STREAM_CASES))

@@ -120,79 +120,124 @@ def _kind(answer: JSONObject) -> str:
     return kind
 
 
-# --- streamed chat completions: the answer's server-sent events, as sent ---------------------
+# --- streamed answers: their server-sent events, as sent ----------------------------------
+
+Event = tuple[int, str | None, JSONObject]  # line number, event name (chat's are unnamed), data
+Lines = list[bytes]
+StreamBreak = Callable[[Lines], None]
 
 
-def _chunks(lines: list[bytes]) -> list[tuple[int, JSONObject]]:
-    """(line number, chunk) of every JSON event."""
-    return [
-        (i, json.loads(line[len(b"data: ") :]))
-        for i, line in enumerate(lines)
-        if line.startswith(b"data: {")
-    ]
+def _events(lines: Lines) -> list[Event]:
+    """Every JSON event, named (``event: x`` then ``data: {...}``) or not."""
+    events = []
+    for i, line in enumerate(lines):
+        name, _, data = line.partition(b"data: ")
+        if data.startswith(b"{"):
+            named = name.removeprefix(b"event: ").strip().decode() or None
+            events.append((i, named, json.loads(data)))
+    return events
 
 
-def _with_choices(lines: list[bytes]) -> list[tuple[int, JSONObject]]:
-    return [(i, chunk) for i, chunk in _chunks(lines) if chunk.get("choices")]
+def _stream_api(lines: Lines) -> str:
+    """chat, responses or messages, by the first event's name."""
+    first = _events(lines)[0][1] or ""
+    return {"response.created": "responses", "message_start": "messages"}.get(first, "chat")
 
 
-def _stream_finish(reason: str | None) -> Callable[[list[bytes]], None]:
-    def breaks(lines: list[bytes]) -> None:
-        i, chunk = _with_choices(lines)[-1]
+def _change(pick: Callable[[Lines], Event], change: Callable[[JSONObject], None]) -> StreamBreak:
+    """Break the field ``change`` breaks in the event ``pick`` finds, and only there."""
+
+    def breaks(lines: Lines) -> None:
+        i, name, event = pick(lines)
+        change(event)
+        lines[i] = sse(event, name)
+
+    return breaks
+
+
+def _last_with_choices(lines: Lines) -> Event:
+    return [e for e in _events(lines) if e[2].get("choices")][-1]
+
+
+def _second_with_choices(lines: Lines) -> Event:
+    return [e for e in _events(lines) if e[2].get("choices")][1]  # after the one with the role
+
+
+def _first(lines: Lines) -> Event:
+    return _events(lines)[0]
+
+
+def _named(name: str) -> Callable[[Lines], Event]:
+    def pick(lines: Lines) -> Event:
+        return next(e for e in _events(lines) if e[1] == name)
+
+    return pick
+
+
+def _with_usage(lines: Lines) -> Event:
+    return next(e for e in _events(lines) if e[2].get("usage"))
+
+
+def _finish(reason: str | None) -> Callable[[JSONObject], None]:
+    def change(chunk: JSONObject) -> None:
         chunk["choices"][0]["finish_reason"] = reason
-        lines[i] = sse(chunk)
 
-    return breaks
-
-
-def _first_chunk(change: Callable[[JSONObject], None]) -> Callable[[list[bytes]], None]:
-    def breaks(lines: list[bytes]) -> None:
-        i, chunk = _chunks(lines)[0]
-        change(chunk)
-        lines[i] = sse(chunk)
-
-    return breaks
+    return change
 
 
-def _chunk_type(lines: list[bytes]) -> None:
-    i, chunk = _with_choices(lines)[1]  # a content chunk, after the one with the role
+def _chunk_type(chunk: JSONObject) -> None:
     chunk["object"] = "chat.completion"
-    lines[i] = sse(chunk)
-
-
-def _stream_usage_sum(lines: list[bytes]) -> None:
-    for i, chunk in _chunks(lines):
-        if chunk.get("usage"):
-            _usage_sum(chunk)
-            lines[i] = sse(chunk)
-
-
-def _no_done(lines: list[bytes]) -> None:
-    lines.remove(DONE)
 
 
 def _delta_role(chunk: JSONObject) -> None:
     chunk["choices"][0]["delta"]["role"] = "bot"
 
 
-STREAM_FAULTS: dict[str, Callable[[list[bytes]], None]] = {
-    "finish_reason": _stream_finish("banana"),
-    "no_finish": _stream_finish(None),
-    "missing_id": _first_chunk(_missing_id),
-    "created_type": _first_chunk(_created_type),
-    "role": _first_chunk(_delta_role),
-    "usage_sum": _stream_usage_sum,
-    "chunk_type": _chunk_type,
-    "no_done": _no_done,
+def _inner(key: str, change: Callable[[JSONObject], None]) -> Callable[[JSONObject], None]:
+    """``change`` applied to the object an event carries (``response``, ``message``, ``delta``)."""
+    return lambda event: change(event[key])
+
+
+def _no_done(lines: Lines) -> None:
+    lines.remove(DONE)
+
+
+# fault -> streamed API -> how it breaks that stream.
+STREAM_FAULTS: dict[str, dict[str, StreamBreak]] = {
+    "finish_reason": {
+        "chat": _change(_last_with_choices, _finish("banana")),
+        "responses": _change(_named("response.completed"), _inner("response", _response_status)),
+        "messages": _change(_named("message_delta"), _inner("delta", _stop_reason)),
+    },
+    "no_finish": {"chat": _change(_last_with_choices, _finish(None))},
+    "missing_id": {
+        "chat": _change(_first, _missing_id),
+        "responses": _change(_first, _inner("response", _missing_id)),
+        "messages": _change(_first, _inner("message", _missing_id)),
+    },
+    "created_type": {
+        "chat": _change(_first, _created_type),
+        "responses": _change(_first, _inner("response", _created_at_type)),
+    },
+    "role": {
+        "chat": _change(_first, _delta_role),
+        "messages": _change(_first, _inner("message", _message_role)),
+    },
+    "usage_sum": {
+        "chat": _change(_with_usage, _usage_sum),
+        "responses": _change(_named("response.completed"), _inner("response", _usage_sum)),
+    },
+    "tokens_type": {"messages": _change(_named("message_delta"), _tokens_type)},
+    "chunk_type": {"chat": _change(_second_with_choices, _chunk_type)},
+    "no_done": {"chat": _no_done},
 }
 
 
 def break_stream(events: StreamEvents, fault: str) -> StreamEvents | None:
-    """The stream with ``fault``'s field broken; None if the fault does not concern it (it
-    concerns chat streams, whose events are unnamed ``data:`` lines)."""
-    breaks = STREAM_FAULTS.get(fault)
+    """The stream with ``fault``'s field broken; None if the fault does not concern its API."""
     lines = [*events.head, *events.deltas, *events.tail]
-    if breaks is None or not _chunks(lines):
+    breaks = STREAM_FAULTS.get(fault, {}).get(_stream_api(lines))
+    if breaks is None:
         return None
     breaks(lines)  # changes lines in place; only no_done drops one, the last of the tail
     ends = (len(events.head), len(events.head) + len(events.deltas))
