@@ -251,6 +251,11 @@ def test_run_started_duplicate_queued_then_run_after(service: Service) -> None:
     assert first_run["status"] == "passed", first_run
     assert first_run["report"]["checks"][0]["verdict"] == "passed"
     assert first_run["max_failure_rate"] is None
+    name, end = sse_events(service, first_id, until="end")[-1]  # an ended run's stream: at once
+    assert name == "end"
+    [final] = end["checks"].values()
+    assert final["verdict"] == "passed"
+    assert final["probes"] == first_run["report"]["checks"][0]["probes"] > 0
     second_run = service.wait_until_ended(second_id)
     assert second_run["status"] == "passed", second_run
     assert second_run["started_at"] >= first_run["ended_at"]

@@ -6,7 +6,8 @@ break on any change of its wording; the journal's lines are data. Events:
 
 - ``status``: the run's record, first and whenever its status changes;
 - ``progress``: per closed window, the check's figures so far (probes, failure rate, p95);
-- ``end``: the record once the run ended, with its verdicts; the stream closes after it.
+- ``end``: the record once the run ended, with each check's verdict and final figures; the
+  stream closes after it.
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ def sse(event: str, data: JSON) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def progress(line: JSON) -> JSON:
-    result = line["result"]
-    windows = result.get("windows") or [{}]
+def figures(result: JSON) -> JSON:
+    """The few figures a live view shows, of a check so far (a journal line) or finished."""
     return {
-        "nodeid": line["nodeid"],
-        "elapsed_s": windows[-1].get("end_s"),
         "probes": result.get("probes"),
         "failures": result.get("failures"),
         "failure_rate": result.get("failure_rate"),
         "p95_ms": (result.get("latency_ms") or {}).get("p95"),
     }
+
+
+def progress(line: JSON) -> JSON:
+    result = line["result"]
+    windows = result.get("windows") or [{}]
+    return {"nodeid": line["nodeid"], "elapsed_s": windows[-1].get("end_s"), **figures(result)}
 
 
 class JournalTail:
@@ -76,9 +80,10 @@ async def run_events(run: Run, interval_s: float) -> AsyncIterator[str]:
             status = run.status
             yield sse("status", run.public())
         if run.status not in ACTIVE:
-            report = run.report() or {}
-            verdicts = {c.get("nodeid"): c.get("verdict") for c in report.get("checks", [])}
-            yield sse("end", {**run.public(), "verdicts": verdicts})
+            checks = (run.report() or {}).get("checks", [])
+            verdicts = {c.get("nodeid"): c.get("verdict") for c in checks}
+            final = {c.get("nodeid"): {"verdict": c.get("verdict"), **figures(c)} for c in checks}
+            yield sse("end", {**run.public(), "verdicts": verdicts, "checks": final})
             return
         ticks += 1
         if ticks % KEEPALIVE_TICKS == 0:
