@@ -281,7 +281,8 @@ class AsyncDeployment:
     async def _request_json(
         self, method: str, path: str, body: JSONObject | None, headers: dict[str, str]
     ) -> Any:
-        reply = _json(*await self._send(method, path, body, headers))
+        raw, response = await self._send(method, path, body, headers)
+        reply = _json(raw, path, response)
         observer = current_observer.get()
         if observer is not None and isinstance(reply, dict) and "usage" in reply:
             # Every helper answers through here (and a probe's own request_json): the cost.
@@ -291,10 +292,10 @@ class AsyncDeployment:
 
     async def _send(
         self, method: str, path: str, body: JSONObject | None, headers: dict[str, str]
-    ) -> tuple[bytes, str]:
+    ) -> tuple[bytes, aiohttp.ClientResponse]:
         """Send to /v1/``path`` (or, for a path starting with ``/``, to that path at the
-        gateway's root); the body of a 2xx answer and where it came from, else a classified
-        error."""
+        gateway's root); the body of a 2xx answer and its (released) response, else a
+        classified error."""
         self._require_session_loop()
         url = self._root + path[1:] if path.startswith("/") else self._base + path
         watch = Stopwatch()
@@ -314,10 +315,9 @@ class AsyncDeployment:
         finally:
             self._pool.release()
         watch.finish(response.status, len(raw))
-        shown = path if path.startswith("/") else "/v1/" + path
         if response.status >= 300:
-            raise DeploymentHTTPError(response.status, shown, _error_detail(raw, response))
-        return raw, f"{shown} (HTTP {response.status}, {response.content_type})"
+            raise DeploymentHTTPError(response.status, _shown(path), _error_detail(raw, response))
+        return raw, response
 
     def openai(self, **options: Any) -> openai.AsyncOpenAI:
         """An ``openai.AsyncOpenAI`` on the session pool: the deployment's /v1 base, its key
@@ -448,11 +448,19 @@ def _max_tokens(params: dict[str, Any]) -> dict[str, Any]:
     return {"max_tokens": DEFAULT_MESSAGES_MAX_TOKENS, **params}
 
 
-def _json(raw: bytes, source: str) -> Any:
+def _json(raw: bytes, path: str, response: aiohttp.ClientResponse) -> Any:
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DeploymentError(f"invalid JSON from {source}: {raw[:80]!r}") from None
+        raise DeploymentError(
+            f"invalid JSON from {_shown(path)} (HTTP {response.status}, "
+            f"{response.content_type}): {raw[:80]!r}"
+        ) from None
+
+
+def _shown(path: str) -> str:
+    """A path as messages show it: /v1/``path``, or a root path as it is."""
+    return path if path.startswith("/") else "/v1/" + path
 
 
 def _error_detail(raw: bytes, response: aiohttp.ClientResponse) -> str:

@@ -25,12 +25,14 @@ def token_counts(usage: object) -> tuple[int, int] | None:
     return prompt or 0, completion or 0
 
 
-def _count(usage: Mapping[str, object], *names: str) -> int | None:
-    for name in names:
-        value = usage.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
+def _count(usage: Mapping[str, object], name: str, other_name: str) -> int | None:
+    """Runs for every answer: exact type checks (``type(v) is int`` leaves bools out)."""
+    value = usage.get(name)
+    if type(value) is not int:
+        value = usage.get(other_name)
+        if type(value) is not int:
+            return None
+    return value if value >= 0 else None
 
 
 class TokenTally:
