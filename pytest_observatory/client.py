@@ -209,7 +209,7 @@ class AsyncDeployment:
     ) -> StreamResult:
         """POST a streamed request to /v1/``path`` and read it with its API's reader (and
         ``checker``, the API's contract, event by event)."""
-        shown = "/v1/" + path
+        shown = _shown(path)
         self._require_session_loop()
         watch = Stopwatch()
         await self._pool.acquire(watch)

@@ -84,7 +84,7 @@ def judge(
             else None
         ),
         ttft_ms=ttft if streams.streams else None,
-        itl_ms=summarize(streams.itl_ms) if streams.itl_ms.count else None,
+        itl_ms=itl if streams.itl_ms.count else None,
         tpot_ms=summarize(streams.tpot_ms) if streams.tpot_ms.count else None,
         tokens_per_s=summarize(streams.tokens_per_s) if streams.streams else None,
         streams=(
